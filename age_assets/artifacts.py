@@ -1,0 +1,42 @@
+"""Handles to stored artifacts: what one asset hands the next (no Dagster here).
+
+A handle is a folder plus the fingerprint of everything that made it; arrays are opened as
+memory maps on demand, so passing a handle costs nothing and reading never copies a whole split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A dataset's manifest (``manifest.csv``) and the inputs it skipped (``skipped.csv``)."""
+
+    folder: Path
+    fingerprint: str
+
+    def table(self) -> pd.DataFrame:
+        return pd.read_csv(self.folder / "manifest.csv", keep_default_na=True)
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """Per split: ``<split>_images.npy`` (uint8 [N, S, S, 3]) and ``<split>_labels.csv`` (N rows)."""
+
+    folder: Path
+    fingerprint: str
+
+    @property
+    def splits(self) -> list[str]:
+        return sorted(p.name.removesuffix("_images.npy") for p in self.folder.glob("*_images.npy"))
+
+    def images(self, split: str) -> np.ndarray:
+        return np.load(self.folder / f"{split}_images.npy", mmap_mode="r")
+
+    def labels(self, split: str) -> pd.DataFrame:
+        return pd.read_csv(self.folder / f"{split}_labels.csv")

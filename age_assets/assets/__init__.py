@@ -1,0 +1,1 @@
+"""Thin Dagster wrappers: config in, a call into ``datasets``/``ml``, metadata out."""

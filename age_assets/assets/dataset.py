@@ -1,0 +1,204 @@
+"""The data half of the graph: raw_dataset -> image_arrays -> augmented_train."""
+
+import time
+from pathlib import Path
+from typing import Literal
+
+import dagster as dg
+from pydantic import Field
+import numpy as np
+import pandas as pd
+
+from age_assets.artifacts import ImageSet, Manifest
+from age_assets.assets.metadata import check_skipped_share, png, progress_logger, skipped_table
+from age_assets.assets.versioning import VersionedConfig, code_version, data_version
+from age_assets.datasets.manifest import SPLITS, Skip, file_stats
+from age_assets.ml.augment import augment_stack
+from age_assets.ml.images import load_rgb, write_image_stack
+from age_assets.plots import age_histogram, face_grid
+from age_assets.resources import DatasetSource, Storage
+from age_assets.storage import build_once, folder_bytes
+
+GROUP = "data"
+SAMPLE_FACES = 16
+
+
+class RawDatasetConfig(VersionedConfig):
+    max_skipped_share: float = Field(
+        default=0.01, description="Fail when more than this share of the listed images is skipped"
+    )
+
+
+class ImageArraysConfig(VersionedConfig):
+    image_size: int = Field(default=224, description="Side S of the square uint8 [N, S, S, 3] arrays")
+    crop: Literal["face", "full"] = Field(
+        default="face", description="APPA-REAL's face crops or its full images (UTKFace ships crops only)"
+    )
+    workers: int = Field(default=0, description="Decoding threads; 0 uses every core")
+    max_skipped_share: float = Field(
+        default=0.01, description="Fail when more than this share of images cannot be decoded"
+    )
+
+
+class AugmentedTrainConfig(VersionedConfig):
+    factor: int = Field(
+        default=4, description="Copies per training image: the original plus factor - 1 augmented ones"
+    )
+    seed: int = Field(default=0, description="Seed of the augmentation; the same seed gives the same pixels")
+    workers: int = Field(default=0, description="Augmentation threads; 0 uses every core")
+
+
+RAW_DATASET_VERSION = code_version("1", RawDatasetConfig)
+IMAGE_ARRAYS_VERSION = code_version("1", ImageArraysConfig)
+AUGMENTED_TRAIN_VERSION = code_version("1", AugmentedTrainConfig)
+
+
+def _require_every_split(counts: dict[str, int], what: str) -> None:
+    empty = [split for split in SPLITS if not counts.get(split)]
+    if empty:
+        raise dg.Failure(f"{what} has no images in split(s) {', '.join(empty)}; every split needs some")
+
+
+def write_skipped(folder: Path, skipped: list[Skip]) -> None:
+    pd.DataFrame(skipped, columns=["path", "reason"]).to_csv(folder / "skipped.csv", index=False)
+
+
+def _skipped_metadata(folder: Path) -> dict[str, object]:
+    table = pd.read_csv(folder / "skipped.csv")
+    skipped = [Skip(p, r) for p, r in zip(table["path"], table["reason"])]
+    return {"skipped": len(skipped), "skipped_files": skipped_table(skipped)}
+
+
+def _sample_rows(n: int, k: int = SAMPLE_FACES) -> np.ndarray:
+    return np.sort(np.random.default_rng(0).choice(n, size=min(n, k), replace=False))
+
+
+def _image_set_metadata(images: ImageSet, started: float, reused: bool) -> dict[str, object]:
+    labels = {split: images.labels(split) for split in images.splits}
+    first = images.splits[0] if "train" not in labels else "train"
+    stack = images.images(first)
+    rows = _sample_rows(len(stack))
+    return {
+        **{f"{split}_images": len(table) for split, table in labels.items()},
+        "image_shape": str(tuple(stack.shape[1:])),
+        "age_histogram": png(age_histogram({s: t["real_age"] for s, t in labels.items()}), "age histogram"),
+        "sample_faces": png(face_grid([stack[r] for r in rows], list(labels[first]["real_age"].iloc[rows])),
+                            f"sample faces ({first})"),
+        "bytes_on_disk": folder_bytes(images.folder),
+        "folder": dg.MetadataValue.path(str(images.folder)),
+        "duration_s": round(time.perf_counter() - started, 2),
+        "reused": reused,
+        "fingerprint": images.fingerprint,
+    }
+
+
+@dg.asset(
+    code_version=RAW_DATASET_VERSION,
+    kinds={"pandas"},
+    group_name=GROUP,
+    description="Manifest of the face dataset: split, image paths, real age, apparent-age votes.",
+)
+def raw_dataset(
+    context: dg.AssetExecutionContext, config: RawDatasetConfig, dataset: DatasetSource, storage: Storage
+) -> dg.Output[Manifest]:
+    started = time.perf_counter()
+    table, skipped = dataset.read(storage.sources, progress_logger(context.log, "download"))
+    check_skipped_share(skipped, len(table) + len(skipped), config.max_skipped_share, "listed images")
+    counts = table["split"].value_counts().to_dict()
+    _require_every_split(counts, f"dataset {dataset.describe()}")
+    files = sorted(set(table["image_path"]) | set(table["face_path"]))
+    stats = file_stats(pd.Series(files))
+    version = data_version(RAW_DATASET_VERSION, config, table.to_csv(index=False), stats)
+
+    def write(folder: Path) -> None:
+        table.to_csv(folder / "manifest.csv", index=False)
+        write_skipped(folder, skipped)
+
+    folder = storage.artifact("raw_dataset", version)
+    reused = build_once(folder, write)
+    train = table[table["split"] == "train"].reset_index(drop=True)
+    rows = _sample_rows(len(train))
+    faces = [load_rgb(train.at[r, "face_path"], 96) for r in rows]
+    return dg.Output(
+        Manifest(folder, version),
+        data_version=dg.DataVersion(version),
+        metadata={
+            **{f"{split}_images": int(counts.get(split, 0)) for split in SPLITS},
+            "source": dataset.describe(),
+            **_skipped_metadata(folder),
+            "age_histogram": png(age_histogram({s: g["real_age"] for s, g in table.groupby("split")}),
+                                 "age histogram"),
+            "sample_faces": png(face_grid(faces, list(train["real_age"].iloc[rows])), "sample faces"),
+            "bytes_on_disk": sum(size for _, size, _ in stats),
+            "duration_s": round(time.perf_counter() - started, 2),
+            "reused": reused,
+            "fingerprint": version,
+        },
+    )
+
+
+@dg.asset(
+    code_version=IMAGE_ARRAYS_VERSION,
+    kinds={"numpy"},
+    group_name=GROUP,
+    description="Per split, uint8 [N, S, S, 3] .npy images (memory-mapped) with their labels beside them.",
+)
+def image_arrays(
+    context: dg.AssetExecutionContext, config: ImageArraysConfig, raw_dataset: Manifest, storage: Storage
+) -> dg.Output[ImageSet]:
+    started = time.perf_counter()
+    version = data_version(IMAGE_ARRAYS_VERSION, config, raw_dataset.fingerprint)
+    column = "face_path" if config.crop == "face" else "image_path"
+
+    def write(folder: Path) -> None:
+        table = raw_dataset.table()
+        skipped: list[Skip] = []
+        for split in SPLITS:
+            rows = table[table["split"] == split].reset_index(drop=True)
+            context.log.info(f"decoding {len(rows)} {split} images at {config.image_size} px")
+            kept, split_skipped = write_image_stack(
+                list(rows[column]), folder / f"{split}_images.npy", config.image_size, config.workers or None
+            )
+            if not kept.any():
+                raise dg.Failure(f"no {split} image of {raw_dataset.folder / 'manifest.csv'} could be decoded")
+            skipped.extend(split_skipped)
+            rows[kept].to_csv(folder / f"{split}_labels.csv", index=False)
+        check_skipped_share(skipped, len(table), config.max_skipped_share, "images")
+        write_skipped(folder, skipped)
+
+    folder = storage.artifact("image_arrays", version)
+    reused = build_once(folder, write)
+    images = ImageSet(folder, version)
+    return dg.Output(
+        images,
+        data_version=dg.DataVersion(version),
+        metadata={**_image_set_metadata(images, started, reused), **_skipped_metadata(folder)},
+    )
+
+
+@dg.asset(
+    code_version=AUGMENTED_TRAIN_VERSION,
+    kinds={"numpy"},
+    group_name=GROUP,
+    description="The training split grown by the study's albumentations pipeline; copy 0 of each image is the original.",
+)
+def augmented_train(
+    context: dg.AssetExecutionContext, config: AugmentedTrainConfig, image_arrays: ImageSet, storage: Storage
+) -> dg.Output[ImageSet]:
+    started = time.perf_counter()
+    version = data_version(AUGMENTED_TRAIN_VERSION, config, image_arrays.fingerprint)
+
+    def write(folder: Path) -> None:
+        source = image_arrays.images("train")
+        context.log.info(f"augmenting {len(source)} training images x{config.factor}")
+        augment_stack(source, folder / "train_images.npy", config.factor, config.seed, config.workers or None)
+        labels = image_arrays.labels("train")
+        grown = labels.loc[labels.index.repeat(config.factor)].reset_index(names="source_row")
+        grown["copy"] = np.tile(np.arange(config.factor), len(labels))
+        grown.to_csv(folder / "train_labels.csv", index=False)
+
+    folder = storage.artifact("augmented_train", version)
+    reused = build_once(folder, write)
+    images = ImageSet(folder, version)
+    return dg.Output(images, data_version=dg.DataVersion(version),
+                     metadata=_image_set_metadata(images, started, reused))

@@ -1,0 +1,50 @@
+"""The manifest table that every dataset reader returns: one row per image."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+SPLITS: tuple[str, ...] = ("train", "valid", "test")
+
+COLUMNS: list[str] = [
+    "split",
+    "image_path",
+    "face_path",
+    "real_age",
+    "apparent_age_mean",
+    "apparent_age_std",
+    "num_ratings",
+]
+"""``image_path`` is the full image, ``face_path`` the face crop (the same file for datasets
+that ship aligned crops only); the apparent-age columns are NaN where a dataset has no votes."""
+
+MAX_AGE = 120
+
+
+@dataclass(frozen=True)
+class Skip:
+    """An input left out of a manifest, with the reason a user can act on."""
+
+    path: str
+    reason: str
+
+
+def finish_manifest(rows: pd.DataFrame) -> pd.DataFrame:
+    """Order columns and rows so that equal datasets give equal tables."""
+    table = rows.reindex(columns=COLUMNS)
+    table["split"] = pd.Categorical(table["split"], categories=list(SPLITS))
+    table = table.sort_values(["split", "face_path"], kind="stable").reset_index(drop=True)
+    table["split"] = table["split"].astype(str)
+    return table
+
+
+def file_stats(paths: pd.Series) -> list[tuple[str, int, int]]:
+    """(path, size, mtime_ns) per file: enough to notice an image that was replaced or edited."""
+    out = []
+    for p in paths:
+        st = Path(p).stat()
+        out.append((str(p), st.st_size, st.st_mtime_ns))
+    return out

@@ -1,0 +1,88 @@
+"""Dataset sources named by a short spec: ``appa-real``, ``appa-real:PATH`` or ``utkface:PATH``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from age_assets.datasets.appa_real import read_appa_real
+from age_assets.datasets.archives import extract_archive
+from age_assets.datasets.download import DownloadError, Progress, download
+from age_assets.datasets.manifest import Skip
+from age_assets.datasets.utkface import read_utkface
+from age_assets.storage import fingerprint
+
+KINDS = ("appa-real", "utkface")
+
+
+class DatasetUnavailable(RuntimeError):
+    """The configured dataset cannot be read or fetched; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    kind: str
+    path: Path | None = None
+
+    @classmethod
+    def parse(cls, spec: str) -> SourceSpec:
+        kind, _, path = spec.strip().partition(":")
+        if kind not in KINDS:
+            raise ValueError(
+                f"unknown dataset {spec!r}: use 'appa-real' (download), 'appa-real:/path/to/archive-or-folder' "
+                "or 'utkface:/path/to/folder'"
+            )
+        if kind == "utkface" and not path:
+            raise ValueError("a UTKFace source needs its folder: 'utkface:/path/to/folder'")
+        return cls(kind, Path(path).expanduser() if path else None)
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.path}" if self.path else self.kind
+
+
+@dataclass(frozen=True)
+class Download:
+    """Where the default APPA-REAL source comes from."""
+
+    url: str
+    checksum: str | None
+
+
+def _appa_real_folder(spec: SourceSpec, workdir: Path, fetch: Download, progress: Progress | None) -> Path:
+    if spec.path is None:
+        archive = workdir / "downloads" / Path(fetch.url).name
+        try:
+            download(fetch.url, archive, fetch.checksum, progress)
+        except DownloadError as error:
+            raise DatasetUnavailable(
+                f"could not download APPA-REAL ({error}). Without internet, point AGE_ASSETS_DATASET at a copy "
+                "on disk: 'appa-real:/path/to/appa-real-release.zip' (or its extracted folder), or at a "
+                "UTKFace folder: 'utkface:/path/to/UTKFace'"
+            ) from error
+        return extract_archive(archive, workdir / "extracted" / f"{archive.stem}-{fetch.checksum or 'unverified'}".replace(":", "-"))
+    if spec.path.is_dir():
+        return spec.path
+    if spec.path.is_file():
+        stat = spec.path.stat()
+        tag = fingerprint(str(spec.path.resolve()), stat.st_size, stat.st_mtime_ns)
+        return extract_archive(spec.path, workdir / "extracted" / f"{spec.path.stem}-{tag}")
+    raise DatasetUnavailable(f"APPA-REAL source {spec.path} does not exist")
+
+
+def read_source(
+    spec: SourceSpec,
+    workdir: Path,
+    fetch: Download,
+    split: str | None = None,
+    progress: Progress | None = None,
+) -> tuple[pd.DataFrame, list[Skip]]:
+    """The manifest of a source, downloading and extracting it under ``workdir`` as needed.
+
+    ``split`` puts every image of the source into that one split (used for a custom test set).
+    """
+    if spec.kind == "utkface":
+        assert spec.path is not None
+        return read_utkface(spec.path, split)
+    return read_appa_real(_appa_real_folder(spec, workdir, fetch, progress), split)

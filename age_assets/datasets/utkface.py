@@ -1,0 +1,70 @@
+"""UTKFace: a folder of aligned face crops named ``AGE_GENDER_RACE_DATETIME.jpg.chip.jpg``."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from age_assets.datasets.manifest import MAX_AGE, Skip, finish_manifest
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+SPLIT_RATIOS: tuple[float, float, float] = (0.8, 0.1, 0.1)
+"""train / valid / test shares of the deterministic split."""
+
+_AGE_PREFIX = re.compile(r"^(\d{1,3})_")
+
+
+def split_of(name: str, ratios: tuple[float, float, float] = SPLIT_RATIOS) -> str:
+    """The split of one file, from a hash of its name alone.
+
+    Depending on nothing but the name, an image keeps its split when files are added or removed,
+    so a test image never drifts into training as the folder grows.
+    """
+    u = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") / 2**64
+    if u < ratios[0]:
+        return "train"
+    if u < ratios[0] + ratios[1]:
+        return "valid"
+    return "test"
+
+
+def age_from_name(name: str) -> int | None:
+    """The leading age field of a UTKFace file name, or None when the name has none.
+
+    Only the age is read; the gender and race fields are missing or malformed in a few real names.
+    """
+    match = _AGE_PREFIX.match(name)
+    if match is None:
+        return None
+    age = int(match.group(1))
+    return age if age <= MAX_AGE else None
+
+
+def read_utkface(folder: Path, split: str | None = None) -> tuple[pd.DataFrame, list[Skip]]:
+    """Manifest of a UTKFace folder; ``split`` puts every image in one split instead."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"UTKFace folder {folder} does not exist or is not a folder")
+    rows, skipped = [], []
+    for path in sorted(folder.iterdir()):
+        if not path.is_file():
+            continue
+        if not path.name.lower().endswith(IMAGE_SUFFIXES):
+            skipped.append(Skip(str(path), "not an image file name (.jpg, .jpeg or .png)"))
+            continue
+        age = age_from_name(path.name)
+        if age is None:
+            skipped.append(Skip(str(path), f"file name does not start with an age 0-{MAX_AGE} and '_'"))
+            continue
+        rows.append({
+            "split": split or split_of(path.name),
+            "image_path": str(path),
+            "face_path": str(path),
+            "real_age": float(age),
+        })
+    if not rows:
+        raise ValueError(f"UTKFace folder {folder} holds no image named AGE_..._.jpg")
+    return finish_manifest(pd.DataFrame(rows)), skipped

@@ -1,0 +1,1 @@
+"""Plain image and model code: NumPy, PIL, albumentations, Keras; no Dagster here."""

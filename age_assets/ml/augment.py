@@ -1,0 +1,64 @@
+"""The study's augmentation, applied reproducibly to a uint8 image stack."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import albumentations as A
+import cv2
+import numpy as np
+
+from age_assets.ml.parallel import ordered_map
+
+
+def study_pipeline() -> A.Compose:
+    """Rotate ±10°, horizontal flip, shift/scale 0.1 without rotation, brightness/contrast 0.1.
+
+    Each step fires with albumentations' default probability 0.5; borders are reflected, as the
+    albumentations 1.x defaults that the study ran on did.
+    """
+    return A.Compose([
+        A.Rotate(limit=10, border_mode=cv2.BORDER_REFLECT_101, p=0.5),
+        A.HorizontalFlip(p=0.5),
+        A.Affine(translate_percent=(-0.1, 0.1), scale=(0.9, 1.1), rotate=0,
+                 border_mode=cv2.BORDER_REFLECT_101, p=0.5),
+        A.RandomBrightnessContrast(brightness_limit=0.1, contrast_limit=0.1, p=0.5),
+    ])
+
+
+def copy_seed(seed: int, row: int, copy: int) -> int:
+    """The seed of one augmented copy: independent of thread scheduling and of other rows."""
+    return int(np.random.SeedSequence([seed, row, copy]).generate_state(1)[0])
+
+
+def augment_stack(
+    images: np.ndarray, out: Path, factor: int, seed: int, workers: int | None = None
+) -> None:
+    """Write ``factor`` copies of each image to ``out``: the original, then ``factor - 1`` augmented.
+
+    Row ``i * factor + j`` is copy ``j`` of source row ``i``, so copy 0 is always the original and
+    a copy's pixels depend only on ``seed``, ``i`` and ``j``.
+    """
+    if factor < 1:
+        raise ValueError(f"augmentation factor must be at least 1, got {factor}")
+    workers = workers or os.cpu_count() or 1
+    local = threading.local()
+
+    def augmented(task: tuple[int, int]) -> np.ndarray:
+        row, copy = task
+        if copy == 0:
+            return np.asarray(images[row])
+        if not hasattr(local, "pipeline"):
+            local.pipeline = study_pipeline()
+        local.pipeline.set_random_seed(copy_seed(seed, row, copy))
+        return local.pipeline(image=np.asarray(images[row]))["image"]
+
+    n = len(images)
+    stack = np.lib.format.open_memmap(out, mode="w+", dtype=np.uint8, shape=(n * factor, *images.shape[1:]))
+    tasks = ((row, copy) for row in range(n) for copy in range(factor))
+    for index, image in enumerate(ordered_map(augmented, tasks, workers)):
+        stack[index] = image
+    stack.flush()
+    del stack

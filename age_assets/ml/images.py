@@ -1,0 +1,76 @@
+"""Decode face images and stream them into a uint8 ``.npy`` stack."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from age_assets.datasets.manifest import Skip
+from age_assets.ml.parallel import ordered_map
+
+
+def load_rgb(path: str | Path, size: int) -> np.ndarray:
+    """An image as uint8 RGB [size, size, 3], upright per its EXIF orientation.
+
+    JPEGs are decoded at the smallest DCT scale still at least ``size`` (PIL's draft mode), which
+    makes large photos several times cheaper to read. The image is resized to a square without
+    keeping its aspect ratio, as the face crops are close to square already.
+    """
+    with Image.open(path) as image:
+        image.draft("RGB", (size, size))
+        image = ImageOps.exif_transpose(image)
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        if image.size != (size, size):
+            image = image.resize((size, size), Image.Resampling.BILINEAR)
+        return np.asarray(image)
+
+
+def _try_load(path: str, size: int) -> np.ndarray | Skip:
+    try:
+        return load_rgb(path, size)
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        return Skip(path, f"cannot be read as an image: {error}")
+
+
+def write_image_stack(
+    paths: Sequence[str], out: Path, size: int, workers: int | None = None
+) -> tuple[np.ndarray, list[Skip]]:
+    """Decode ``paths`` into ``out`` (uint8 [N, size, size, 3] ``.npy``) without holding them all.
+
+    Returns a mask of the paths that were written (in order) and the skipped ones with reasons.
+    Rows are written straight into a memory-mapped file; if images were skipped, the stack is
+    shrunk to the rows written, again in a stream.
+    """
+    workers = workers or os.cpu_count() or 1
+    stack = np.lib.format.open_memmap(out, mode="w+", dtype=np.uint8, shape=(len(paths), size, size, 3))
+    kept = np.zeros(len(paths), dtype=bool)
+    skipped: list[Skip] = []
+    row = 0
+    for i, result in enumerate(ordered_map(lambda p: _try_load(p, size), paths, workers)):
+        if isinstance(result, Skip):
+            skipped.append(result)
+            continue
+        stack[row] = result
+        kept[i] = True
+        row += 1
+    stack.flush()
+    if row < len(paths):
+        shrink_stack(stack, out, row)
+    del stack
+    return kept, skipped
+
+
+def shrink_stack(stack: np.ndarray, out: Path, rows: int, chunk: int = 1024) -> None:
+    """Rewrite ``out`` to hold only the first ``rows`` rows of ``stack``, chunk by chunk."""
+    scratch = out.with_name(out.name + ".shrink")
+    smaller = np.lib.format.open_memmap(scratch, mode="w+", dtype=stack.dtype, shape=(rows, *stack.shape[1:]))
+    for start in range(0, rows, chunk):
+        smaller[start:start + chunk] = stack[start:min(rows, start + chunk)]
+    smaller.flush()
+    del smaller
+    os.replace(scratch, out)

@@ -1,0 +1,60 @@
+"""Dagster resources: where the data comes from and where artifacts go."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+import pandas as pd
+
+from age_assets.datasets.appa_real import OFFICIAL_CHECKSUM, OFFICIAL_URL
+from age_assets.datasets.download import Progress
+from age_assets.datasets.manifest import Skip
+from age_assets.datasets.sources import Download, SourceSpec, read_source
+
+
+class DatasetSource(dg.ConfigurableResource):
+    """The dataset ``raw_dataset`` reads (set from ``AGE_ASSETS_DATASET`` and friends)."""
+
+    spec: str = Field(
+        default="appa-real",
+        description="'appa-real' (download), 'appa-real:/path/to/archive-or-folder' or 'utkface:/path/to/folder'",
+    )
+    test_spec: str = Field(
+        default="", description="Optional source, same syntax, whose images replace the test split"
+    )
+    appa_real_url: str = Field(default=OFFICIAL_URL, description="Where 'appa-real' downloads from")
+    appa_real_checksum: str = Field(
+        default=OFFICIAL_CHECKSUM, description="'algorithm:hex' of the archive; empty to skip the check"
+    )
+
+    def read(self, workdir: Path, progress: Progress | None = None) -> tuple[pd.DataFrame, list[Skip]]:
+        fetch = Download(self.appa_real_url, self.appa_real_checksum or None)
+        table, skipped = read_source(SourceSpec.parse(self.spec), workdir, fetch, progress=progress)
+        if self.test_spec:
+            test, test_skipped = read_source(SourceSpec.parse(self.test_spec), workdir, fetch, "test", progress)
+            table = pd.concat([table[table["split"] != "test"], test], ignore_index=True)
+            skipped += test_skipped
+        return table, skipped
+
+    def describe(self) -> str:
+        return self.spec + (f" (test: {self.test_spec})" if self.test_spec else "")
+
+
+class Storage(dg.ConfigurableResource):
+    """The storage root (``AGE_ASSETS_DATA_DIR``): downloads, artifacts and run history live here."""
+
+    data_dir: str = Field(default="data", description="Storage root; relative paths start at the working directory")
+
+    @property
+    def root(self) -> Path:
+        return Path(self.data_dir).resolve()
+
+    def artifact(self, asset: str, fingerprint: str) -> Path:
+        """The folder of one version of an asset's artifact."""
+        return self.root / "artifacts" / asset / fingerprint
+
+    @property
+    def sources(self) -> Path:
+        return self.root / "sources"

@@ -1,0 +1,77 @@
+"""Content-addressed artifact folders, written atomically.
+
+Every artifact lives in a folder named by a fingerprint of what produced it (parameters, code
+version, inputs' fingerprints). A folder is built under a temporary name beside its target and
+renamed into place only when complete, so a reader sees either the whole artifact or none of it,
+and an identical rerun finds the finished folder and reuses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+def fingerprint(*parts: Any) -> str:
+    """A short stable hash of JSON-serialisable parts (paths and other objects via ``str``)."""
+    blob = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@contextmanager
+def atomic_dir(target: Path) -> Iterator[Path]:
+    """Yield a scratch folder that becomes ``target`` when the block finishes without error.
+
+    If another writer finished the same target first, its folder wins and ours is discarded: both
+    were built from the same inputs, so either is correct, and no reader ever sees a mix.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    scratch.mkdir()
+    try:
+        yield scratch
+        try:
+            os.rename(scratch, target)
+        except OSError:
+            if not target.is_dir():
+                raise
+            shutil.rmtree(scratch)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a small text file beside ``path`` and rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        scratch.write_text(text)
+        os.replace(scratch, path)
+    finally:
+        scratch.unlink(missing_ok=True)
+
+
+def folder_bytes(path: Path) -> int:
+    """Bytes on disk under a folder (apparent sizes of regular files)."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def build_once(target: Path, build: Callable[[Path], None]) -> bool:
+    """Build ``target`` with ``build(scratch_folder)`` unless it exists; return whether it existed.
+
+    Since folders are named by fingerprints, an existing folder is the finished result of the same
+    inputs and parameters: reusing it is what makes an unchanged rerun take seconds.
+    """
+    if target.is_dir():
+        return True
+    with atomic_dir(target) as scratch:
+        build(scratch)
+    return False
