@@ -18,5 +18,4 @@ setup(
         "matplotlib>=3.8,<4",
     ],
     extras_require={"dev": ["pytest>=8,<10", "pytest-xdist>=3.6,<4"]},
-    entry_points={"console_scripts": []},
 )

@@ -11,6 +11,8 @@ from age_assets.assets.dataset import augmented_train, image_arrays, raw_dataset
 from age_assets.io_managers import ArtifactIOManager
 from age_assets.resources import DatasetSource, Storage
 
+ASSETS = [raw_dataset, image_arrays, augmented_train]
+
 ENV_DATASET = "AGE_ASSETS_DATASET"
 ENV_TEST_DATASET = "AGE_ASSETS_TEST_DATASET"
 ENV_DATA_DIR = "AGE_ASSETS_DATA_DIR"
@@ -25,7 +27,7 @@ def build_defs(env: Mapping[str, str] = os.environ) -> dg.Definitions:
                 (("appa_real_url", ENV_APPA_URL), ("appa_real_checksum", ENV_APPA_CHECKSUM)) if name in env}
     source = DatasetSource(spec=env.get(ENV_DATASET, "appa-real"), test_spec=env.get(ENV_TEST_DATASET, ""), **download)
     return dg.Definitions(
-        assets=[raw_dataset, image_arrays, augmented_train],
+        assets=ASSETS,
         resources={
             "dataset": source,
             "storage": Storage(data_dir=data_dir),

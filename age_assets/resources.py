@@ -28,9 +28,12 @@ class DatasetSource(dg.ConfigurableResource):
     appa_real_checksum: str = Field(
         default=OFFICIAL_CHECKSUM, description="'algorithm:hex' of the archive; empty to skip the check"
     )
+    download_retries: int = Field(
+        default=4, description="Retries of a failed download, with exponential backoff from 2 s"
+    )
 
     def read(self, workdir: Path, progress: Progress | None = None) -> tuple[pd.DataFrame, list[Skip]]:
-        fetch = Download(self.appa_real_url, self.appa_real_checksum or None)
+        fetch = Download(self.appa_real_url, self.appa_real_checksum or None, self.download_retries)
         table, skipped = read_source(SourceSpec.parse(self.spec), workdir, fetch, progress=progress)
         if self.test_spec:
             test, test_skipped = read_source(SourceSpec.parse(self.test_spec), workdir, fetch, "test", progress)

@@ -14,7 +14,7 @@ from age_assets.assets.metadata import check_skipped_share, png, progress_logger
 from age_assets.assets.versioning import VersionedConfig, code_version, data_version
 from age_assets.datasets.manifest import SPLITS, Skip, file_stats
 from age_assets.ml.augment import augment_stack
-from age_assets.ml.images import load_rgb, write_image_stack
+from age_assets.ml.images import try_load_rgb, write_image_stack
 from age_assets.plots import age_histogram, face_grid
 from age_assets.resources import DatasetSource, Storage
 from age_assets.storage import build_once, folder_bytes
@@ -117,8 +117,12 @@ def raw_dataset(
     folder = storage.artifact("raw_dataset", version)
     reused = build_once(folder, write)
     train = table[table["split"] == "train"].reset_index(drop=True)
-    rows = _sample_rows(len(train))
-    faces = [load_rgb(train.at[r, "face_path"], 96) for r in rows]
+    faces, ages = [], []
+    for row in _sample_rows(len(train)):
+        face = try_load_rgb(train.at[row, "face_path"], 96)
+        if not isinstance(face, Skip):
+            faces.append(face)
+            ages.append(train.at[row, "real_age"])
     return dg.Output(
         Manifest(folder, version),
         data_version=dg.DataVersion(version),
@@ -128,7 +132,7 @@ def raw_dataset(
             **_skipped_metadata(folder),
             "age_histogram": png(age_histogram({s: g["real_age"] for s, g in table.groupby("split")}),
                                  "age histogram"),
-            "sample_faces": png(face_grid(faces, list(train["real_age"].iloc[rows])), "sample faces"),
+            "sample_faces": png(face_grid(faces, ages), "sample faces"),
             "bytes_on_disk": sum(size for _, size, _ in stats),
             "duration_s": round(time.perf_counter() - started, 2),
             "reused": reused,

@@ -48,13 +48,14 @@ class Download:
 
     url: str
     checksum: str | None
+    retries: int = 4
 
 
 def _appa_real_folder(spec: SourceSpec, workdir: Path, fetch: Download, progress: Progress | None) -> Path:
     if spec.path is None:
         archive = workdir / "downloads" / Path(fetch.url).name
         try:
-            download(fetch.url, archive, fetch.checksum, progress)
+            download(fetch.url, archive, fetch.checksum, progress, retries=fetch.retries)
         except DownloadError as error:
             raise DatasetUnavailable(
                 f"could not download APPA-REAL ({error}). Without internet, point AGE_ASSETS_DATASET at a copy "

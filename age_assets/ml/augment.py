@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import threading
 from pathlib import Path
 
@@ -52,7 +53,10 @@ def augment_stack(
             return np.asarray(images[row])
         if not hasattr(local, "pipeline"):
             local.pipeline = study_pipeline()
-        local.pipeline.set_random_seed(copy_seed(seed, row, copy))
+        copy_rng = copy_seed(seed, row, copy)
+        # One stream shared by all steps: albumentations' set_random_seed would give every step the
+        # same seed, so their "apply?" draws would coincide and half the copies come out unchanged.
+        local.pipeline.set_random_state(np.random.default_rng(copy_rng), random.Random(copy_rng))
         return local.pipeline(image=np.asarray(images[row]))["image"]
 
     n = len(images)

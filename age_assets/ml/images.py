@@ -30,7 +30,8 @@ def load_rgb(path: str | Path, size: int) -> np.ndarray:
         return np.asarray(image)
 
 
-def _try_load(path: str, size: int) -> np.ndarray | Skip:
+def try_load_rgb(path: str, size: int) -> np.ndarray | Skip:
+    """``load_rgb``, or the reason the file cannot be read."""
     try:
         return load_rgb(path, size)
     except (OSError, ValueError, Image.DecompressionBombError) as error:
@@ -51,7 +52,7 @@ def write_image_stack(
     kept = np.zeros(len(paths), dtype=bool)
     skipped: list[Skip] = []
     row = 0
-    for i, result in enumerate(ordered_map(lambda p: _try_load(p, size), paths, workers)):
+    for i, result in enumerate(ordered_map(lambda p: try_load_rgb(p, size), paths, workers)):
         if isinstance(result, Skip):
             skipped.append(result)
             continue

@@ -1,0 +1,104 @@
+"""Tiny generated datasets in the UTKFace and APPA-REAL layouts, and a helper to materialize."""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pytest
+from PIL import Image
+
+from age_assets.definitions import ASSETS, build_defs
+
+SHARED_UTKFACE = Path(__file__).resolve().parents[2] / "shared" / "data" / "utkface"
+
+
+def synthetic_face(age: float, size: int = 48, seed: int = 0) -> Image.Image:
+    """An RGB image whose red channel is flat at ``2 * age``: labels can be read back from pixels.
+
+    Green holds a diagonal gradient and blue an off-centre disc, so geometric augmentations
+    visibly change the picture.
+    """
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size]
+    image = np.zeros((size, size, 3), dtype=np.uint8)
+    image[..., 0] = round(2 * age)
+    image[..., 1] = (x + y) * 255 // (2 * size - 2)
+    cy, cx = size * 0.4 + rng.integers(-3, 4), size * 0.6 + rng.integers(-3, 4)
+    image[..., 2] = np.where((y - cy) ** 2 + (x - cx) ** 2 < (size / 4) ** 2, 220, 30)
+    return Image.fromarray(image)
+
+
+def red_age(images: np.ndarray) -> np.ndarray:
+    """The age encoded by ``synthetic_face`` in each image of a stack."""
+    return images[..., 0].reshape(len(images), -1).mean(axis=1) / 2
+
+
+def write_utkface(folder: Path, n: int = 80, start: int = 0) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(start, start + n):
+        age = 1 + (i * 7) % 90
+        path = folder / f"{age}_{i % 2}_{i % 5}_2017010{i % 10}{i:08d}.jpg.chip.jpg"
+        synthetic_face(age, seed=i).save(path, quality=95)
+        paths.append(path)
+    return paths
+
+
+def write_appa_real(root: Path, per_split: Mapping[str, int] | None = None) -> Path:
+    """An extracted APPA-REAL release: ``root/appa-real-release/{split}/`` plus ``gt_avg_*.csv``."""
+    release = root / "appa-real-release"
+    counts = per_split or {"train": 12, "valid": 6, "test": 6}
+    index = 0
+    for split, n in counts.items():
+        (release / split).mkdir(parents=True)
+        lines = ["file_name,num_ratings,apparent_age_avg,apparent_age_std,real_age"]
+        for _ in range(n):
+            name = f"{index:06d}.jpg"
+            real = 5 + (index * 11) % 80
+            apparent = real + 1.5
+            synthetic_face(real, size=64, seed=index).save(release / split / name, quality=95)
+            synthetic_face(real, size=40, seed=index).save(release / split / f"{name}_face.jpg", quality=95)
+            lines.append(f"{name},{30 + index % 9},{apparent:.3f},{2 + index % 3:.3f},{real}")
+            index += 1
+        (release / f"gt_avg_{split}.csv").write_text("\n".join(lines) + "\n")
+    return release
+
+
+def zip_folder(folder: Path, archive: Path) -> Path:
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(folder.rglob("*")):
+            zf.write(path, path.relative_to(folder.parent))
+    return archive
+
+
+@pytest.fixture
+def utkface_dir(tmp_path: Path) -> Path:
+    write_utkface(tmp_path / "utkface")
+    return tmp_path / "utkface"
+
+
+@pytest.fixture
+def appa_real_zip(tmp_path: Path) -> Path:
+    release = write_appa_real(tmp_path / "appa-src")
+    return zip_folder(release, tmp_path / "appa-real-release.zip")
+
+
+Materialize = Callable[..., dg.ExecuteInProcessResult]
+
+
+@pytest.fixture
+def materialize(tmp_path: Path) -> Materialize:
+    """Materialize a selection in process with settings given as environment variables."""
+
+    def run(env: Mapping[str, str], selection: str, run_config: Mapping | None = None,
+            raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
+        settings = {"AGE_ASSETS_DATA_DIR": str(tmp_path / "data"), **env}
+        defs = build_defs(settings)
+        return dg.materialize(ASSETS, resources=defs.resources, selection=selection.split(","),
+                              run_config=dict(run_config or {}), raise_on_error=raise_on_error)
+
+    return run

@@ -1,0 +1,54 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from age_assets.datasets.appa_real import read_appa_real
+from age_assets_tests.conftest import write_appa_real
+
+
+def test_manifest_has_real_and_apparent_ages_per_split(tmp_path: Path) -> None:
+    release = write_appa_real(tmp_path)
+    table, skipped = read_appa_real(tmp_path)  # the folder above the release is found too
+    assert not skipped
+    assert table["split"].value_counts().to_dict() == {"train": 12, "valid": 6, "test": 6}
+    assert table["face_path"].str.endswith(".jpg_face.jpg").all()
+    assert (table["face_path"] == table["image_path"] + "_face.jpg").all()
+    assert np.allclose(table["apparent_age_mean"] - table["real_age"], 1.5)
+    assert table["num_ratings"].min() >= 30
+    first = table[table["image_path"] == str(release / "train" / "000000.jpg")].iloc[0]
+    assert first["real_age"] == 5 and first["split"] == "train"
+
+
+def test_missing_column_names_the_csv(tmp_path: Path) -> None:
+    release = write_appa_real(tmp_path)
+    csv = release / "gt_avg_valid.csv"
+    csv.write_text(csv.read_text().replace("real_age", "age"))
+    with pytest.raises(ValueError, match=r"gt_avg_valid\.csv: missing column\(s\) real_age"):
+        read_appa_real(release)
+
+
+@pytest.mark.parametrize("bad", ["abc", "", "-3", "130"])
+def test_bad_age_names_the_file_and_row(tmp_path: Path, bad: str) -> None:
+    release = write_appa_real(tmp_path)
+    csv = release / "gt_avg_test.csv"
+    lines = csv.read_text().splitlines()
+    fields = lines[3].split(",")
+    fields[-1] = bad
+    lines[3] = ",".join(fields)
+    csv.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=rf"gt_avg_test\.csv, row 4 \(file {fields[0]}\): real_age"):
+        read_appa_real(release)
+
+
+def test_row_without_image_is_skipped_and_listed(tmp_path: Path) -> None:
+    release = write_appa_real(tmp_path)
+    (release / "train" / "000003.jpg_face.jpg").unlink()
+    table, skipped = read_appa_real(release)
+    assert len(table) == 23
+    assert [Path(s.path).name for s in skipped] == ["000003.jpg"]
+
+
+def test_not_a_release_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="not an APPA-REAL release"):
+        read_appa_real(tmp_path)
