@@ -35,8 +35,12 @@ class ImageSet:
     def splits(self) -> list[str]:
         return sorted(p.name.removesuffix("_images.npy") for p in self.folder.glob("*_images.npy"))
 
+    def images_path(self, split: str) -> Path:
+        return self.folder / f"{split}_images.npy"
+
     def images(self, split: str) -> np.ndarray:
-        return np.load(self.folder / f"{split}_images.npy", mmap_mode="r")
+        """The split's images, memory-mapped read-only."""
+        return np.load(self.images_path(split), mmap_mode="r")
 
     def labels(self, split: str) -> pd.DataFrame:
         return pd.read_csv(self.folder / f"{split}_labels.csv")

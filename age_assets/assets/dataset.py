@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from age_assets.artifacts import ImageSet, Manifest
-from age_assets.assets.metadata import check_skipped_share, png, progress_logger, skipped_table
+from age_assets.assets.metadata import check_skipped_share, peak_rss_mb, png, progress_logger, skipped_table
 from age_assets.assets.versioning import VersionedConfig, code_version, data_version
 from age_assets.datasets.manifest import SPLITS, Skip, file_stats
 from age_assets.ml.augment import augment_stack
@@ -87,6 +87,7 @@ def _image_set_metadata(images: ImageSet, started: float, reused: bool) -> dict[
         "bytes_on_disk": folder_bytes(images.folder),
         "folder": dg.MetadataValue.path(str(images.folder)),
         "duration_s": round(time.perf_counter() - started, 2),
+        "peak_rss_mb": peak_rss_mb(),
         "reused": reused,
         "fingerprint": images.fingerprint,
     }
@@ -135,6 +136,7 @@ def raw_dataset(
             "sample_faces": png(face_grid(faces, ages), "sample faces"),
             "bytes_on_disk": sum(size for _, size, _ in stats),
             "duration_s": round(time.perf_counter() - started, 2),
+            "peak_rss_mb": peak_rss_mb(),
             "reused": reused,
             "fingerprint": version,
         },
@@ -161,7 +163,8 @@ def image_arrays(
             rows = table[table["split"] == split].reset_index(drop=True)
             context.log.info(f"decoding {len(rows)} {split} images at {config.image_size} px")
             kept, split_skipped = write_image_stack(
-                list(rows[column]), folder / f"{split}_images.npy", config.image_size, config.workers or None
+                list(rows[column]), ImageSet(folder, version).images_path(split), config.image_size,
+                config.workers or None,
             )
             if not kept.any():
                 raise dg.Failure(f"no {split} image of {raw_dataset.folder / 'manifest.csv'} could be decoded")
@@ -193,10 +196,10 @@ def augmented_train(
     version = data_version(AUGMENTED_TRAIN_VERSION, config, image_arrays.fingerprint)
 
     def write(folder: Path) -> None:
-        source = image_arrays.images("train")
-        context.log.info(f"augmenting {len(source)} training images x{config.factor}")
-        augment_stack(source, folder / "train_images.npy", config.factor, config.seed, config.workers or None)
         labels = image_arrays.labels("train")
+        context.log.info(f"augmenting {len(labels)} training images x{config.factor}")
+        augment_stack(image_arrays.images_path("train"), ImageSet(folder, version).images_path("train"),
+                      config.factor, config.seed, config.workers or None)
         grown = labels.loc[labels.index.repeat(config.factor)].reset_index(names="source_row")
         grown["copy"] = np.tile(np.arange(config.factor), len(labels))
         grown.to_csv(folder / "train_labels.csv", index=False)

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import base64
+import resource
 import time
 from collections.abc import Callable
 
 import dagster as dg
 
 from age_assets.datasets.manifest import Skip
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (each step's own under the multiprocess executor)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def png(image: bytes, title: str) -> dg.MetadataValue:

@@ -11,6 +11,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
+from age_assets.ml.npy import StackWriter, read_rows, stack_length
 from age_assets.ml.parallel import ordered_map
 
 
@@ -35,34 +36,34 @@ def copy_seed(seed: int, row: int, copy: int) -> int:
 
 
 def augment_stack(
-    images: np.ndarray, out: Path, factor: int, seed: int, workers: int | None = None
+    source: Path, out: Path, factor: int, seed: int, workers: int | None = None, block: int = 64
 ) -> None:
-    """Write ``factor`` copies of each image to ``out``: the original, then ``factor - 1`` augmented.
+    """Write ``factor`` copies of each image in ``source`` to ``out``: the original, then augmented ones.
 
     Row ``i * factor + j`` is copy ``j`` of source row ``i``, so copy 0 is always the original and
-    a copy's pixels depend only on ``seed``, ``i`` and ``j``.
+    a copy's pixels depend only on ``seed``, ``i`` and ``j``, not on threads or block size.
     """
     if factor < 1:
         raise ValueError(f"augmentation factor must be at least 1, got {factor}")
     workers = workers or os.cpu_count() or 1
     local = threading.local()
 
-    def augmented(task: tuple[int, int]) -> np.ndarray:
-        row, copy = task
-        if copy == 0:
-            return np.asarray(images[row])
+    def augment_block(start: int) -> np.ndarray:
+        images = read_rows(source, start, min(n, start + block))
         if not hasattr(local, "pipeline"):
             local.pipeline = study_pipeline()
-        copy_rng = copy_seed(seed, row, copy)
-        # One stream shared by all steps: albumentations' set_random_seed would give every step the
-        # same seed, so their "apply?" draws would coincide and half the copies come out unchanged.
-        local.pipeline.set_random_state(np.random.default_rng(copy_rng), random.Random(copy_rng))
-        return local.pipeline(image=np.asarray(images[row]))["image"]
+        copies = np.repeat(images, factor, axis=0)
+        for i in range(len(images)):
+            for copy in range(1, factor):
+                copy_rng = copy_seed(seed, start + i, copy)
+                # One stream shared by all steps: albumentations' set_random_seed gives every step the
+                # same seed, so their "apply?" draws would coincide and half the copies stay unchanged.
+                local.pipeline.set_random_state(np.random.default_rng(copy_rng), random.Random(copy_rng))
+                copies[i * factor + copy] = local.pipeline(image=images[i])["image"]
+        return copies
 
-    n = len(images)
-    stack = np.lib.format.open_memmap(out, mode="w+", dtype=np.uint8, shape=(n * factor, *images.shape[1:]))
-    tasks = ((row, copy) for row in range(n) for copy in range(factor))
-    for index, image in enumerate(ordered_map(augmented, tasks, workers)):
-        stack[index] = image
-    stack.flush()
-    del stack
+    n = stack_length(source)
+    with StackWriter(out, n * factor, read_rows(source, 0, 1).shape[1:]) as stack:
+        for copies in ordered_map(augment_block, range(0, n, block), workers, window=2 * workers):
+            stack.append(copies)
+        stack.close()

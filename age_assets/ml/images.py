@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from age_assets.datasets.manifest import Skip
+from age_assets.ml.npy import StackWriter
 from age_assets.ml.parallel import ordered_map
 
 
@@ -44,34 +45,16 @@ def write_image_stack(
     """Decode ``paths`` into ``out`` (uint8 [N, size, size, 3] ``.npy``) without holding them all.
 
     Returns a mask of the paths that were written (in order) and the skipped ones with reasons.
-    Rows are written straight into a memory-mapped file; if images were skipped, the stack is
-    shrunk to the rows written, again in a stream.
     """
     workers = workers or os.cpu_count() or 1
-    stack = np.lib.format.open_memmap(out, mode="w+", dtype=np.uint8, shape=(len(paths), size, size, 3))
     kept = np.zeros(len(paths), dtype=bool)
     skipped: list[Skip] = []
-    row = 0
-    for i, result in enumerate(ordered_map(lambda p: try_load_rgb(p, size), paths, workers)):
-        if isinstance(result, Skip):
-            skipped.append(result)
-            continue
-        stack[row] = result
-        kept[i] = True
-        row += 1
-    stack.flush()
-    if row < len(paths):
-        shrink_stack(stack, out, row)
-    del stack
+    with StackWriter(out, len(paths), (size, size, 3)) as stack:
+        for i, result in enumerate(ordered_map(lambda p: try_load_rgb(p, size), paths, workers)):
+            if isinstance(result, Skip):
+                skipped.append(result)
+            else:
+                stack.append(result)
+                kept[i] = True
+        stack.close()
     return kept, skipped
-
-
-def shrink_stack(stack: np.ndarray, out: Path, rows: int, chunk: int = 1024) -> None:
-    """Rewrite ``out`` to hold only the first ``rows`` rows of ``stack``, chunk by chunk."""
-    scratch = out.with_name(out.name + ".shrink")
-    smaller = np.lib.format.open_memmap(scratch, mode="w+", dtype=stack.dtype, shape=(rows, *stack.shape[1:]))
-    for start in range(0, rows, chunk):
-        smaller[start:start + chunk] = stack[start:min(rows, start + chunk)]
-    smaller.flush()
-    del smaller
-    os.replace(scratch, out)
