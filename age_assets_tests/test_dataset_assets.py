@@ -136,3 +136,13 @@ def test_undecodable_images_are_skipped_up_to_a_share(materialize: Materialize, 
     assert sorted(Path(p).name for p in skipped["path"]) == sorted(p.name for p in broken)
     for split in arrays.splits:
         check_aligned(arrays, split)
+
+
+def test_a_folder_named_two_ways_is_the_same_dataset(
+    materialize: Materialize, utkface_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    absolute = materialize({"AGE_ASSETS_DATASET": f"utkface:{utkface_dir}"}, "raw_dataset")
+    monkeypatch.chdir(utkface_dir / "..")
+    relative = materialize({"AGE_ASSETS_DATASET": f"utkface:./x/../{utkface_dir.name}"}, "raw_dataset")
+    assert relative.output_for_node("raw_dataset") == absolute.output_for_node("raw_dataset")
+    assert relative.asset_materializations_for_node("raw_dataset")[0].metadata["reused"].value

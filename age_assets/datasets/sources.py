@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,7 @@ class SourceSpec:
             )
         if kind == "utkface" and not path:
             raise ValueError("a UTKFace source needs its folder: 'utkface:/path/to/folder'")
-        return cls(kind, Path(path).expanduser() if path else None)
+        return cls(kind, Path(os.path.abspath(Path(path).expanduser())) if path else None)
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.path}" if self.path else self.kind

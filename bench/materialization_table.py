@@ -1,0 +1,32 @@
+"""Print a markdown table of the latest materialization of each asset in a Dagster instance.
+
+Usage: DAGSTER_HOME=<dir> python bench/materialization_table.py [asset ...]
+Reads duration, peak memory, images and bytes on disk from the metadata each asset records.
+"""
+
+import sys
+
+import dagster as dg
+
+COLUMNS = ("duration_s", "peak_rss_mb", "train_images", "valid_images", "test_images", "bytes_on_disk", "reused")
+
+
+def main(assets: list[str]) -> None:
+    instance = dg.DagsterInstance.get()
+    print("| asset | " + " | ".join(COLUMNS) + " |")
+    print("|---" * (len(COLUMNS) + 1) + "|")
+    for name in assets:
+        event = instance.get_latest_materialization_event(dg.AssetKey(name))
+        if event is None:
+            print(f"| {name} | not materialized |")
+            continue
+        metadata = event.asset_materialization.metadata
+        cells = []
+        for column in COLUMNS:
+            value = metadata[column].value if column in metadata else ""
+            cells.append(f"{value / 1e9:.2f} GB" if column == "bytes_on_disk" and value else str(value))
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or ["raw_dataset", "image_arrays", "augmented_train"])
