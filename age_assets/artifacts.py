@@ -6,6 +6,7 @@ memory maps on demand, so passing a handle costs nothing and reading never copie
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,3 +45,39 @@ class ImageSet:
 
     def labels(self, split: str) -> pd.DataFrame:
         return pd.read_csv(self.folder / f"{split}_labels.csv")
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """``model.keras``, ``info.json`` (backbone, image size, target, scores) and ``predictions.csv``
+    (per evaluated split and row: the predicted age, or bucket probabilities for a classifier)."""
+
+    folder: Path
+    fingerprint: str
+
+    @property
+    def model_path(self) -> Path:
+        return self.folder / "model.keras"
+
+    def info(self) -> dict:
+        return json.loads((self.folder / "info.json").read_text())
+
+    def predictions(self, split: str) -> pd.DataFrame:
+        table = pd.read_csv(self.folder / "predictions.csv")
+        return table[table["split"] == split].reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    """``ensemble.json`` (members, weights, image size), the member models beside it, and
+    ``predictions.csv``: everything ``age-assets predict`` needs."""
+
+    folder: Path
+    fingerprint: str
+
+    def info(self) -> dict:
+        return json.loads((self.folder / "ensemble.json").read_text())
+
+    def predictions(self, split: str) -> pd.DataFrame:
+        table = pd.read_csv(self.folder / "predictions.csv")
+        return table[table["split"] == split].reset_index(drop=True)

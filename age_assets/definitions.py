@@ -8,16 +8,38 @@ from collections.abc import Mapping
 import dagster as dg
 
 from age_assets.assets.dataset import augmented_train, image_arrays, raw_dataset
+from age_assets.assets.models import classifier_asset, ensemble_asset, model_asset
+from age_assets.assets.report import report_asset
 from age_assets.io_managers import ArtifactIOManager
-from age_assets.resources import DatasetSource, Storage
+from age_assets.ml.backbones import get_backbone
+from age_assets.resources import BackboneWeights, DatasetSource, Storage
 
-ASSETS = [raw_dataset, image_arrays, augmented_train]
+DEFAULT_BACKBONES = "mobilenet_v3_small,nasnet_mobile"
 
 ENV_DATASET = "AGE_ASSETS_DATASET"
 ENV_TEST_DATASET = "AGE_ASSETS_TEST_DATASET"
 ENV_DATA_DIR = "AGE_ASSETS_DATA_DIR"
 ENV_APPA_URL = "AGE_ASSETS_APPA_URL"
 ENV_APPA_CHECKSUM = "AGE_ASSETS_APPA_CHECKSUM"
+ENV_BACKBONES = "AGE_ASSETS_BACKBONES"
+ENV_WEIGHTS_DIR = "AGE_ASSETS_WEIGHTS_DIR"
+
+
+def build_assets(backbones: list[str]) -> list[dg.AssetsDefinition]:
+    """The whole graph for these backbones: data, a model and a classifier each, ensemble, report."""
+    for name in backbones:
+        get_backbone(name)
+    return [
+        raw_dataset, image_arrays, augmented_train,
+        *[model_asset(b) for b in backbones],
+        *[classifier_asset(b) for b in backbones],
+        ensemble_asset(backbones),
+        report_asset(backbones),
+    ]
+
+
+def backbones_from(env: Mapping[str, str]) -> list[str]:
+    return [b.strip() for b in env.get(ENV_BACKBONES, DEFAULT_BACKBONES).split(",") if b.strip()]
 
 
 def build_defs(env: Mapping[str, str] = os.environ) -> dg.Definitions:
@@ -27,10 +49,11 @@ def build_defs(env: Mapping[str, str] = os.environ) -> dg.Definitions:
                 (("appa_real_url", ENV_APPA_URL), ("appa_real_checksum", ENV_APPA_CHECKSUM)) if name in env}
     source = DatasetSource(spec=env.get(ENV_DATASET, "appa-real"), test_spec=env.get(ENV_TEST_DATASET, ""), **download)
     return dg.Definitions(
-        assets=ASSETS,
+        assets=build_assets(backbones_from(env)),
         resources={
             "dataset": source,
             "storage": Storage(data_dir=data_dir),
+            "weights": BackboneWeights(weights_dir=env.get(ENV_WEIGHTS_DIR, "")),
             "io_manager": ArtifactIOManager(data_dir=data_dir),
         },
     )

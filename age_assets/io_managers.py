@@ -7,10 +7,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from age_assets.artifacts import ImageSet, Manifest
+from age_assets.artifacts import Ensemble, ImageSet, Manifest, TrainedModel
 from age_assets.storage import atomic_write_text
 
-HANDLE_TYPES = {cls.__name__: cls for cls in (Manifest, ImageSet)}
+Handle = Manifest | ImageSet | TrainedModel | Ensemble
+HANDLE_TYPES = {cls.__name__: cls for cls in (Manifest, ImageSet, TrainedModel, Ensemble)}
 
 
 class MissingUpstreamError(RuntimeError):
@@ -29,13 +30,13 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
     def _pointer(self, key: dg.AssetKey) -> Path:
         return Path(self.data_dir).resolve() / "pointers" / f"{'.'.join(key.path)}.json"
 
-    def handle_output(self, context: dg.OutputContext, obj: Manifest | ImageSet) -> None:
+    def handle_output(self, context: dg.OutputContext, obj: Handle) -> None:
         root = Path(self.data_dir).resolve()
         record = {"type": type(obj).__name__, "folder": str(Path(obj.folder).relative_to(root)),
                   "fingerprint": obj.fingerprint}
         atomic_write_text(self._pointer(context.asset_key), json.dumps(record, indent=1))
 
-    def load_input(self, context: dg.InputContext) -> Manifest | ImageSet:
+    def load_input(self, context: dg.InputContext) -> Handle:
         key = context.asset_key
         name = key.to_user_string()
         pointer = self._pointer(key)

@@ -41,3 +41,40 @@ def face_grid(images: list[np.ndarray], ages: list[float], columns: int = 8) -> 
         axis.imshow(image)
         axis.set_title(f"{age:g}", fontsize=8)
     return _png(figure)
+
+
+def learning_curves(history: dict[str, list[float]], metric: str) -> bytes:
+    """Loss and ``metric`` per epoch, training against validation."""
+    figure, axes = plt.subplots(1, 2, figsize=(9, 3))
+    for axis, name in zip(axes, ("loss", metric)):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            if prefix + name in history:
+                axis.plot(np.arange(1, len(history[prefix + name]) + 1), history[prefix + name], style,
+                          label=("validation " if prefix else "training ") + name)
+        axis.set_xlabel("epoch")
+        axis.legend()
+    return _png(figure)
+
+
+def predicted_vs_true(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> bytes:
+    """Scatter of predicted against true age per model, with the identity line."""
+    figure, axes = plt.subplots(1, len(curves), figsize=(3.2 * len(curves), 3.2), squeeze=False)
+    for axis, (name, (true, pred)) in zip(axes[0], curves.items()):
+        axis.scatter(true, pred, s=3, alpha=0.4)
+        axis.plot([0, 100], [0, 100], "k--", linewidth=1)
+        axis.set_title(name, fontsize=9)
+        axis.set_xlabel("true age")
+        axis.set_ylabel("predicted age")
+    return _png(figure)
+
+
+def error_distribution(errors: dict[str, np.ndarray]) -> bytes:
+    """Histogram of signed errors (predicted minus true) per model."""
+    figure, axis = plt.subplots(figsize=(7, 3))
+    bins = np.arange(-40, 41, 2)
+    for name, err in errors.items():
+        axis.hist(np.clip(err, -40, 40), bins=bins, histtype="step", label=name)
+    axis.set_xlabel("predicted - true age (years)")
+    axis.set_ylabel("images")
+    axis.legend(fontsize=8)
+    return _png(figure)

@@ -12,6 +12,7 @@ from age_assets.datasets.appa_real import OFFICIAL_CHECKSUM, OFFICIAL_URL
 from age_assets.datasets.download import Progress
 from age_assets.datasets.manifest import Skip
 from age_assets.datasets.sources import Download, SourceSpec, read_source
+from age_assets.ml.weights import weights_source
 
 
 class DatasetSource(dg.ConfigurableResource):
@@ -61,3 +62,22 @@ class Storage(dg.ConfigurableResource):
     @property
     def sources(self) -> Path:
         return self.root / "sources"
+
+
+class BackboneWeights(dg.ConfigurableResource):
+    """Where ImageNet weights come from (``AGE_ASSETS_WEIGHTS_DIR``)."""
+
+    weights_dir: str = Field(
+        default="", description="Folder of <backbone>.weights.h5 no-top files; backbones without one download 'imagenet'"
+    )
+
+    def source(self, backbone: str) -> str:
+        return weights_source(backbone, self.weights_dir)
+
+    def identity(self, backbone: str) -> list[object]:
+        """What names the weights in a data version: the file with its size and time, or 'imagenet'."""
+        source = self.source(backbone)
+        if source == "imagenet":
+            return [source]
+        stat = Path(source).stat()
+        return [str(Path(source).resolve()), stat.st_size, stat.st_mtime_ns]

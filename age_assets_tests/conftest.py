@@ -11,9 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from age_assets.definitions import ASSETS, build_defs
+from age_assets.definitions import build_defs
 
-SHARED_UTKFACE = Path(__file__).resolve().parents[2] / "shared" / "data" / "utkface"
+SHARED = next((p / "shared" for p in Path(__file__).resolve().parents if (p / "shared" / "data").is_dir()),
+              Path("../shared"))
+SHARED_UTKFACE = SHARED / "data" / "utkface"
+SHARED_WEIGHTS = SHARED / "weights"
 
 
 def synthetic_face(age: float, size: int = 48, seed: int = 0) -> Image.Image:
@@ -98,7 +101,7 @@ def materialize(tmp_path: Path) -> Materialize:
             raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
         settings = {"AGE_ASSETS_DATA_DIR": str(tmp_path / "data"), **env}
         defs = build_defs(settings)
-        return dg.materialize(ASSETS, resources=defs.resources, selection=selection.split(","),
+        return dg.materialize(list(defs.assets), resources=defs.resources, selection=selection.split(","),
                               run_config=dict(run_config or {}), raise_on_error=raise_on_error)
 
     return run

@@ -1,0 +1,84 @@
+"""evaluation_report: test-split metrics of every model, the ensemble and every classifier."""
+
+import json
+import time
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+
+from age_assets.artifacts import Ensemble, ImageSet, TrainedModel
+from age_assets.assets.metadata import png
+from age_assets.assets.versioning import VersionedConfig, code_version, data_version
+from age_assets.ml.evaluation import classifier_metrics, has_votes, markdown_report, regressor_metrics
+from age_assets.plots import error_distribution, predicted_vs_true
+from age_assets.resources import Storage
+from age_assets.storage import atomic_write_text, build_once
+
+
+class ReportConfig(VersionedConfig):
+    pass
+
+
+REPORT_VERSION = code_version("1", ReportConfig)
+
+
+def report_asset(backbones: list[str]) -> dg.AssetsDefinition:
+    models = [f"model_{b}" for b in backbones]
+    classifiers = [f"classifier_{b}" for b in backbones]
+
+    @dg.asset(
+        ins={name: dg.AssetIn() for name in models + classifiers},
+        code_version=REPORT_VERSION,
+        kinds={"pandas", "markdown"},
+        group_name="evaluation",
+        description="Test-split metrics for every model, the ensemble and every classifier; "
+                    "<data dir>/reports/evaluation.json and evaluation.md.",
+    )
+    def evaluation_report(
+        context: dg.AssetExecutionContext, config: ReportConfig, image_arrays: ImageSet, ensemble: Ensemble,
+        storage: Storage, **trained: TrainedModel,
+    ) -> dg.MaterializeResult:
+        started = time.perf_counter()
+        fingerprint = data_version(REPORT_VERSION, config, image_arrays.fingerprint, ensemble.fingerprint,
+                                   {k: v.fingerprint for k, v in sorted(trained.items())})
+        labels = image_arrays.labels("test")
+        predictions = {name: trained[name].predictions("test")["age"].to_numpy() for name in models}
+        predictions["ensemble"] = ensemble.predictions("test")["age"].to_numpy()
+        report = {
+            "dataset": {"test_images": len(labels), "target": ensemble.info()["target"],
+                        "has_apparent_age": has_votes(labels)},
+            "regressors": {name: regressor_metrics(pred, labels) for name, pred in predictions.items()},
+            "classifiers": {name: classifier_metrics(trained[name].predictions("test")["bucket"].to_numpy(), labels)
+                            for name in classifiers},
+        }
+        markdown = markdown_report(report)
+        truth = labels["real_age"].to_numpy()
+
+        def build(folder: Path) -> None:
+            (folder / "evaluation.json").write_text(json.dumps(report, indent=1))
+            (folder / "evaluation.md").write_text(markdown)
+            (folder / "predicted_vs_true.png").write_bytes(
+                predicted_vs_true({n: (truth, p) for n, p in predictions.items()}))
+            (folder / "errors.png").write_bytes(error_distribution({n: p - truth for n, p in predictions.items()}))
+
+        folder = storage.artifact("evaluation_report", fingerprint)
+        reused = build_once(folder, build)
+        for name in ("evaluation.json", "evaluation.md"):
+            atomic_write_text(storage.root / "reports" / name, (folder / name).read_text())
+        context.log.info(markdown)
+        best = min(report["regressors"], key=lambda n: report["regressors"][n]["mae"])
+        return dg.MaterializeResult(data_version=dg.DataVersion(fingerprint), metadata={
+            "report": dg.MetadataValue.md(markdown),
+            "test_mae_ensemble": report["regressors"]["ensemble"]["mae"],
+            "test_mae_best_single": min(m["mae"] for n, m in report["regressors"].items() if n != "ensemble"),
+            "best": best,
+            "bucket_accuracy_best_classifier": max((m["accuracy"] for m in report["classifiers"].values()), default=0.0),
+            "predicted_vs_true": png((folder / "predicted_vs_true.png").read_bytes(), "predicted vs true"),
+            "errors": png((folder / "errors.png").read_bytes(), "error distribution"),
+            "json": dg.MetadataValue.path(str(storage.root / "reports" / "evaluation.json")),
+            "duration_s": round(time.perf_counter() - started, 2),
+            "reused": reused,
+        })
+
+    return evaluation_report

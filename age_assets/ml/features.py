@@ -1,0 +1,45 @@
+"""Frozen-boundary features: the front of a split model, run once per image."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from age_assets.ml.npy import iter_blocks, stack_length
+
+Preprocess = Callable[[np.ndarray], np.ndarray]
+
+
+def model_input(images: np.ndarray, preprocess: Preprocess) -> np.ndarray:
+    """uint8 images as the float input a backbone's weights expect."""
+    return preprocess(images.astype(np.float32))
+
+
+def extract_features(front: keras.Model, preprocess: Preprocess, images: Path, batch: int = 64) -> list[np.ndarray]:
+    """The front's outputs for every image of a stack, as float16 arrays (one per boundary tensor).
+
+    float16 halves the cache and is ample for activations that feed a few trainable layers.
+    """
+    n = stack_length(images)
+    outputs: list[np.ndarray] = []
+    start = 0
+    for block in iter_blocks(images, batch):
+        parts = keras.tree.flatten(front(model_input(block, preprocess), training=False))
+        if not outputs:
+            outputs = [np.empty((n, *p.shape[1:]), dtype=np.float16) for p in parts]
+        for out, part in zip(outputs, parts):
+            out[start:start + len(block)] = keras.ops.convert_to_numpy(part)
+        start += len(block)
+    return outputs
+
+
+def save_features(folder: Path, split: str, features: list[np.ndarray]) -> None:
+    for i, array in enumerate(features):
+        np.save(folder / f"{split}_{i}.npy", array)
+
+
+def load_features(folder: Path, split: str) -> list[np.ndarray]:
+    return [np.load(p) for p in sorted(folder.glob(f"{split}_*.npy"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))]

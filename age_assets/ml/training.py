@@ -1,0 +1,98 @@
+"""Fitting a (tail) model on cached features or on image stacks, with early stopping."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from age_assets.ml.features import Preprocess, model_input
+
+
+@dataclass(frozen=True)
+class FitSpec:
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    loss: str = "mse"
+    epochs: int = 60
+    patience: int = 8
+    batch_size: int = 64
+    seed: int = 0
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or infinite."""
+
+
+class ImageBatches(keras.utils.PyDataset):
+    """Shuffled batches from a uint8 ``.npy`` stack, read in worker threads ahead of training."""
+
+    def __init__(self, images: Path, targets: np.ndarray, preprocess: Preprocess, batch_size: int,
+                 shuffle: bool, seed: int = 0, workers: int = 2):
+        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=8)
+        self.images, self.targets, self.preprocess = images, targets, preprocess
+        self.batch_size, self.shuffle = batch_size, shuffle
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(targets)) if shuffle else np.arange(len(targets))
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.targets) / self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.sort(self.order[index * self.batch_size:(index + 1) * self.batch_size])
+        stack = np.load(self.images, mmap_mode="r")
+        batch = np.asarray(stack[rows])
+        del stack
+        return model_input(batch, self.preprocess), self.targets[rows]
+
+    def on_epoch_end(self) -> None:
+        if self.shuffle:
+            self.order = self.rng.permutation(len(self.targets))
+
+
+def _optimizer(spec: FitSpec) -> keras.optimizers.Optimizer:
+    optimizers = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD}
+    if spec.optimizer not in optimizers:
+        raise ValueError(f"unknown optimizer {spec.optimizer!r}; use one of {', '.join(optimizers)}")
+    return optimizers[spec.optimizer](learning_rate=spec.learning_rate)
+
+
+def fit(
+    model: keras.Model,
+    train: tuple[object, np.ndarray | None],
+    valid: tuple[object, np.ndarray | None],
+    spec: FitSpec,
+    metric: str,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> dict[str, list[float]]:
+    """Compile and fit ``model``; keep the weights of the epoch with the best validation ``metric``.
+
+    ``train`` and ``valid`` are (inputs, targets) pairs, or (PyDataset, None). Raises
+    ``TrainingDiverged`` when the loss stops being finite.
+    """
+    keras.utils.set_random_seed(spec.seed)
+    model.compile(optimizer=_optimizer(spec), loss=spec.loss, metrics=[metric])
+    callbacks: list[keras.callbacks.Callback] = [
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.EarlyStopping(monitor=f"val_{metric}", patience=spec.patience,
+                                      restore_best_weights=True, mode="min" if metric == "mae" else "max"),
+    ]
+    if on_epoch:
+        callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: on_epoch(e, dict(logs or {}))))
+    x, y = train
+    history = model.fit(
+        x, y, validation_data=valid if valid[1] is not None else valid[0],
+        epochs=spec.epochs, batch_size=spec.batch_size if y is not None else None,
+        shuffle=True, callbacks=callbacks, verbose=0,
+    ).history
+    losses = history.get("loss", [])
+    if not losses or not all(math.isfinite(v) for v in losses):
+        raise TrainingDiverged(
+            f"training loss became {losses[-1] if losses else 'undefined'} at epoch {len(losses)}; "
+            f"try a lower learning rate than {spec.learning_rate}"
+        )
+    return history
