@@ -16,9 +16,9 @@ $(VENV)/.installed: setup.py pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-$(DAGSTER_HOME)/dagster.yaml:
+$(DAGSTER_HOME)/dagster.yaml: data/dagster/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
-	touch $@
+	[ "$(abspath $<)" = "$(abspath $@)" ] || cp $< $@
 
 run: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster asset materialize -m age_assets --select '*'

@@ -17,5 +17,6 @@ setup(
         "scikit-learn>=1.5,<2",
         "matplotlib>=3.8,<4",
     ],
+    entry_points={"console_scripts": ["age-assets=age_assets.cli:main"]},
     extras_require={"dev": ["pytest>=8,<10", "pytest-xdist>=3.6,<4"]},
 )

@@ -8,7 +8,7 @@ import sys
 
 import dagster as dg
 
-COLUMNS = ("duration_s", "peak_rss_mb", "train_images", "valid_images", "test_images", "bytes_on_disk", "reused")
+COLUMNS = ("duration_s", "peak_rss_mb", "train_images", "bytes_on_disk", "best_val_mae", "best_val_accuracy", "reused")
 
 
 def main(assets: list[str]) -> None:

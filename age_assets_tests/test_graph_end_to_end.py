@@ -1,0 +1,96 @@
+"""The whole graph through evaluation_report on generated faces, then `age-assets predict`."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from age_assets.artifacts import Ensemble
+from age_assets.cli import main
+from age_assets_tests.conftest import SHARED_WEIGHTS, synthetic_face, write_utkface
+
+pytestmark = pytest.mark.skipif(not (SHARED_WEIGHTS / "mobilenet_v2.weights.h5").is_file(),
+                                reason="needs ../shared/weights")
+BACKBONES = ("mobilenet_v3_small", "mobilenet_v2")
+TRAIN = {"epochs": 4, "units": 32, "learning_rate": 1e-2, "patience": 4}
+CONFIG = {"ops": {
+    "image_arrays": {"config": {"image_size": 32}},
+    "augmented_train": {"config": {"factor": 2}},
+    **{f"{kind}_{b}": {"config": TRAIN} for kind in ("model", "classifier") for b in BACKBONES},
+}}
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory: pytest.TempPathFactory):
+    import dagster as dg
+
+    from age_assets.definitions import build_defs
+
+    root = tmp_path_factory.mktemp("graph")
+    write_utkface(root / "faces", n=100)
+    env = {"AGE_ASSETS_DATASET": f"utkface:{root / 'faces'}", "AGE_ASSETS_DATA_DIR": str(root / "data"),
+           "AGE_ASSETS_BACKBONES": ",".join(BACKBONES), "AGE_ASSETS_WEIGHTS_DIR": str(SHARED_WEIGHTS)}
+    defs = build_defs(env)
+    result = dg.materialize(list(defs.assets), resources=defs.resources, run_config=CONFIG)
+    return root, result
+
+
+def test_report_has_every_model_and_its_keys(graph) -> None:
+    root, result = graph
+    report = json.loads((root / "data" / "reports" / "evaluation.json").read_text())
+    assert set(report) == {"dataset", "regressors", "classifiers"}
+    assert set(report["regressors"]) == {"model_mobilenet_v3_small", "model_mobilenet_v2", "ensemble"}
+    assert set(report["classifiers"]) == {"classifier_mobilenet_v3_small", "classifier_mobilenet_v2"}
+    for metrics in report["regressors"].values():
+        assert {"mae", "cs5", "bucket_accuracy", "bucket_macro_f1", "mae_per_bucket", "confusion_matrix"} <= set(metrics)
+        assert 0 <= metrics["cs5"] <= 1 and metrics["mae"] >= 0
+        assert "mae_apparent" not in metrics, "UTKFace has no votes"
+    for metrics in report["classifiers"].values():
+        assert np.array(metrics["confusion_matrix"]).sum() == report["dataset"]["test_images"]
+    assert (root / "data" / "reports" / "evaluation.md").read_text().startswith("# Evaluation on the test split")
+    metadata = result.asset_materializations_for_node("evaluation_report")[0].metadata
+    assert metadata["test_mae_ensemble"].value == pytest.approx(report["regressors"]["ensemble"]["mae"])
+
+
+def test_ensemble_weights_are_fitted_and_compared_with_the_study(graph) -> None:
+    _, result = graph
+    ensemble: Ensemble = result.output_for_node("ensemble")
+    info = ensemble.info()
+    weights = [m["weight"] for m in info["members"]]
+    assert all(w >= 0 for w in weights) and any(w > 0 for w in weights)
+    assert "val_mae_study_weights_0.6_0.4" in info
+    assert info["val_mae_ensemble"] <= max(info["val_mae_model_mobilenet_v3_small"], info["val_mae_model_mobilenet_v2"])
+    model_meta = result.asset_materializations_for_node("model_mobilenet_v2")[0].metadata
+    assert model_meta["device"].value in {"CPU", "GPU"} and model_meta["best_val_mae"].value > 0
+    assert model_meta["learning_curves"].value.startswith("![learning curves](data:image/png;base64,")
+
+
+def test_predict_matches_the_ensemble_on_its_test_images(graph, capsys: pytest.CaptureFixture) -> None:
+    root, result = graph
+    ensemble: Ensemble = result.output_for_node("ensemble")
+    labels = result.output_for_node("image_arrays").labels("test")
+    assert main(["predict", *labels["face_path"], "--data-dir", str(root / "data")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "path,age" and len(lines) == len(labels) + 1
+    ages = np.array([float(line.rsplit(",", 1)[1]) for line in lines[1:]])
+    assert np.allclose(ages, ensemble.predictions("test")["age"], atol=0.06)
+
+
+def test_predict_takes_folders_and_any_size_and_names_a_non_image(graph, tmp_path: Path, capsys) -> None:
+    root, _ = graph
+    synthetic_face(40, size=300).save(tmp_path / "big.png")
+    synthetic_face(40, size=20).save(tmp_path / "small.jpg")
+    (tmp_path / "notes.txt").write_text("skipped: not an image suffix")
+    assert main(["predict", str(tmp_path), "--data-dir", str(root / "data")]) == 0
+    out = pd.read_csv(pd.io.common.StringIO(capsys.readouterr().out))
+    assert sorted(Path(p).name for p in out["path"]) == ["big.png", "small.jpg"]
+    (tmp_path / "fake.jpg").write_text("this is text")
+    assert main(["predict", str(tmp_path / "fake.jpg"), "--data-dir", str(root / "data")]) == 1
+    assert "fake.jpg: cannot be read as an image" in capsys.readouterr().err
+
+
+def test_predict_without_an_ensemble_says_what_to_build(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match=r"--select '\*ensemble'"):
+        main(["predict", "x.jpg", "--data-dir", str(tmp_path)])

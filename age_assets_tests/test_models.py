@@ -1,0 +1,79 @@
+"""Model building, the frozen-boundary split, learning on generated faces, weights errors."""
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from age_assets.ml.backbones import WeightsUnavailable, build_backbone, get_backbone
+from age_assets.ml.estimator import EstimatorSpec, Stack, train_estimator
+from age_assets.ml.features import model_input
+from age_assets.ml.metrics import mae
+from age_assets.ml.models import HeadSpec, build_model, split_at_frozen_boundary
+from age_assets.ml.npy import StackWriter
+from age_assets.ml.training import FitSpec
+from age_assets.ml.weights import weights_source
+from age_assets_tests.conftest import SHARED_WEIGHTS, synthetic_face
+
+V3_WEIGHTS = SHARED_WEIGHTS / "mobilenet_v3_small.weights.h5"
+
+
+@pytest.mark.parametrize("train_last, boundary_layers", [(0, 1), (3, 1), (10, 3)])
+def test_cached_path_predicts_what_the_full_model_predicts(train_last: int, boundary_layers: int) -> None:
+    model = build_model("mobilenet_v3_small", 64, None, HeadSpec(units=16), train_last)
+    split = split_at_frozen_boundary(model)
+    assert len(split.boundary) == boundary_layers
+    x = np.random.default_rng(0).uniform(0, 255, (3, 64, 64, 3)).astype("float32")
+    features = split.front.predict(x, verbose=0)
+    assert np.allclose(split.tail.predict(features, verbose=0), model.predict(x, verbose=0), atol=1e-5)
+    assert {w.path for w in split.tail.trainable_weights} == {w.path for w in model.trainable_weights}
+
+
+def test_frozen_backbone_caches_pooled_vectors_and_batch_norm_never_trains() -> None:
+    model = build_model("mobilenet_v2", 64, None, HeadSpec(units=8), 0)
+    assert split_at_frozen_boundary(model).boundary == ["head_pool"]
+    full = build_model("mobilenet_v2", 64, None, HeadSpec(units=8), -1)
+    split = split_at_frozen_boundary(full)
+    assert split.front is None and split.boundary == []
+    assert not any(isinstance(l, keras.layers.BatchNormalization) and l.trainable for l in full.layers)
+    assert any(isinstance(l, keras.layers.Conv2D) and l.trainable for l in full.layers)
+
+
+def _stack(folder: Path, name: str, ages: np.ndarray, size: int = 32) -> Stack:
+    with StackWriter(folder / f"{name}.npy", len(ages), (size, size, 3)) as writer:
+        for i, age in enumerate(ages):
+            writer.append(np.asarray(synthetic_face(age, size, seed=i)))
+        writer.close()
+    return Stack(folder / f"{name}.npy", ages.astype(np.float32), name)
+
+
+@pytest.mark.skipif(not V3_WEIGHTS.is_file(), reason="needs ImageNet weights for mobilenet_v3_small")
+def test_model_learns_age_encoded_in_pixels(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    train, valid, test = (_stack(tmp_path, n, rng.uniform(1, 90, k).round()) for n, k in
+                          (("train", 240), ("valid", 60), ("test", 60)))
+    spec = EstimatorSpec("mobilenet_v3_small", str(V3_WEIGHTS), 32, HeadSpec(units=64, dropout=0.0), 0,
+                         FitSpec(learning_rate=3e-3, epochs=60, patience=10, batch_size=32))
+    trained = train_estimator(spec, train, valid, {"test": test}, tmp_path / "cache", log=lambda m: None)
+    mean_predictor = mae(np.full(len(test.targets), train.targets.mean()), test.targets)
+    assert mae(trained.predictions["test"], test.targets) < 0.5 * mean_predictor
+    images = np.load(test.images)
+    full = trained.model.predict(model_input(images, get_backbone("mobilenet_v3_small").preprocess_input), verbose=0)
+    assert np.allclose(full.reshape(-1), trained.predictions["test"], atol=0.05), "the saved model is the trained one"
+    assert list((tmp_path / "cache").iterdir()), "features were cached"
+
+
+def test_weights_file_is_preferred_and_missing_download_says_both_ways_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "mobilenet_v2.weights.h5").write_bytes(b"")
+    assert weights_source("mobilenet_v2", tmp_path) == str(tmp_path / "mobilenet_v2.weights.h5")
+    assert weights_source("nasnet_mobile", tmp_path) == "imagenet"
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- no network")
+
+    monkeypatch.setattr("keras.src.utils.file_utils.get_file", offline)
+    with pytest.raises(WeightsUnavailable, match="AGE_ASSETS_WEIGHTS_DIR.*nasnet_mobile.weights.h5"):
+        build_backbone("nasnet_mobile", 224, "imagenet")
