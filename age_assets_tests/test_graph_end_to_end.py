@@ -9,6 +9,7 @@ import pytest
 
 from age_assets.artifacts import Ensemble
 from age_assets.cli import main
+from age_assets.ml.buckets import age_to_bucket
 from age_assets_tests.conftest import SHARED_WEIGHTS, synthetic_face, write_utkface
 
 pytestmark = pytest.mark.skipif(not (SHARED_WEIGHTS / "mobilenet_v2.weights.h5").is_file(),
@@ -65,6 +66,12 @@ def test_ensemble_weights_are_fitted_and_compared_with_the_study(graph) -> None:
     model_meta = result.asset_materializations_for_node("model_mobilenet_v2")[0].metadata
     assert model_meta["device"].value in {"CPU", "GPU"} and model_meta["best_val_mae"].value > 0
     assert model_meta["learning_curves"].value.startswith("![learning curves](data:image/png;base64,")
+    classifier_meta = result.asset_materializations_for_node("classifier_mobilenet_v2")[0].metadata
+    classifier = result.output_for_node("classifier_mobilenet_v2")
+    truth = age_to_bucket(result.output_for_node("image_arrays").labels("valid")["real_age"].to_numpy())
+    predicted = classifier.predictions("valid")["bucket"].to_numpy()
+    assert classifier_meta["val_accuracy"].value == pytest.approx(np.mean(predicted == truth))
+    assert classifier_meta["val_confusion_matrix"].value.count("\n") == 1 + 7
 
 
 def test_predict_matches_the_ensemble_on_its_test_images(graph, capsys: pytest.CaptureFixture) -> None:

@@ -5,6 +5,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Literal
 
 import dagster as dg
@@ -18,6 +19,7 @@ from age_assets.assets.versioning import VersionedConfig, code_version, data_ver
 from age_assets.ml.buckets import BUCKET_LABELS, age_to_bucket
 from age_assets.ml.ensemble import combine, fit_weights
 from age_assets.ml.estimator import EstimatorSpec, Stack, train_estimator
+from age_assets.ml.evaluation import classifier_metrics
 from age_assets.ml.metrics import mae
 from age_assets.ml.models import HeadSpec
 from age_assets.ml.training import FitSpec
@@ -83,7 +85,9 @@ def target_column(target: str, labels: pd.DataFrame) -> str:
     return column
 
 
-def _stacks(images: ImageSet, train_set: ImageSet, targets: callable) -> tuple[Stack, Stack, dict[str, Stack]]:
+def _stacks(
+    images: ImageSet, train_set: ImageSet, targets: Callable[[pd.DataFrame], np.ndarray]
+) -> tuple[Stack, Stack, dict[str, Stack]]:
     def stack(source: ImageSet, split: str) -> Stack:
         return Stack(source.images_path(split), targets(source.labels(split)), f"{source.fingerprint}/{split}")
 
@@ -175,7 +179,9 @@ def _train_asset(backbone: str, classifier: bool) -> dg.AssetsDefinition:
         result = TrainedModel(folder, fingerprint)
         info = result.info()
         history = pd.read_csv(folder / "history.csv").to_dict(orient="list")
+        extra = _classifier_metadata(result, image_arrays) if classifier else {}
         return dg.Output(result, data_version=dg.DataVersion(fingerprint), metadata={
+            **extra,
             f"best_val_{metric}": info[f"best_val_{metric}"],
             **{k: info[k] for k in ("target", "epochs", "best_epoch", "device", "trainable_params", "train_images")},
             "boundary": ", ".join(info["boundary"]) or "input (no cached features)",
@@ -188,6 +194,16 @@ def _train_asset(backbone: str, classifier: bool) -> dg.AssetsDefinition:
         })
 
     return train
+
+
+def _classifier_metadata(result: TrainedModel, image_arrays: ImageSet) -> dict[str, object]:
+    """Validation accuracy, macro-F1 and confusion matrix of a bucket classifier."""
+    scores = classifier_metrics(result.predictions("valid")["bucket"].to_numpy(), image_arrays.labels("valid"))
+    rows = ["| true \\ predicted | " + " | ".join(BUCKET_LABELS) + " |", "|---" * (len(BUCKET_LABELS) + 1) + "|"]
+    rows += [f"| {label} | " + " | ".join(map(str, counts)) + " |"
+             for label, counts in zip(BUCKET_LABELS, scores["confusion_matrix"])]
+    return {"val_accuracy": scores["accuracy"], "val_macro_f1": scores["macro_f1"],
+            "val_confusion_matrix": dg.MetadataValue.md("\n".join(rows))}
 
 
 def model_asset(backbone: str) -> dg.AssetsDefinition:

@@ -97,5 +97,4 @@ def train_estimator(
 def predict_stack(model: keras.Model, preprocess: Callable[[np.ndarray], np.ndarray], images: Path,
                   batch: int = 64) -> np.ndarray:
     """A full model's outputs for every image of a stack, read block by block."""
-    return np.concatenate([keras.ops.convert_to_numpy(model(model_input(b, preprocess), training=False))
-                           for b in iter_blocks(images, batch)])
+    return np.concatenate([model.predict_on_batch(model_input(b, preprocess)) for b in iter_blocks(images, batch)])

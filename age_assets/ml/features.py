@@ -22,16 +22,18 @@ def extract_features(front: keras.Model, preprocess: Preprocess, images: Path, b
     """The front's outputs for every image of a stack, as float16 arrays (one per boundary tensor).
 
     float16 halves the cache and is ample for activations that feed a few trainable layers.
+    ``predict_on_batch`` runs a compiled graph: calling the model eagerly is slower and holds
+    several times the memory.
     """
     n = stack_length(images)
     outputs: list[np.ndarray] = []
     start = 0
     for block in iter_blocks(images, batch):
-        parts = keras.tree.flatten(front(model_input(block, preprocess), training=False))
+        parts = keras.tree.flatten(front.predict_on_batch(model_input(block, preprocess)))
         if not outputs:
             outputs = [np.empty((n, *p.shape[1:]), dtype=np.float16) for p in parts]
         for out, part in zip(outputs, parts):
-            out[start:start + len(block)] = keras.ops.convert_to_numpy(part)
+            out[start:start + len(block)] = part
         start += len(block)
     return outputs
 

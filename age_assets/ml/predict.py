@@ -43,7 +43,7 @@ class EnsemblePredictor:
     def predict(self, images: np.ndarray, batch: int = 64) -> np.ndarray:
         columns = []
         for preprocess, model in self.members:
-            outputs = [keras.ops.convert_to_numpy(model(model_input(images[i:i + batch], preprocess), training=False))
+            outputs = [model.predict_on_batch(model_input(images[i:i + batch], preprocess))
                        for i in range(0, len(images), batch)]
             columns.append(np.concatenate(outputs).reshape(-1))
         return combine(np.column_stack(columns), self.weights)
