@@ -1,0 +1,61 @@
+"""Train one regressor on materialized image_arrays, outside Dagster, to try a configuration.
+
+Usage: python bench/train_one.py BACKBONE TRAIN_LAST LEARNING_RATE [--data-dir data] [--epochs 25]
+Reads the image_arrays the graph last materialized under the data dir, trains on the plain training
+split with real age as target, and prints validation and test MAE, the cut and the time.
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from age_assets.artifacts import ImageSet
+from age_assets.ml.estimator import EstimatorSpec, Stack, train_estimator
+from age_assets.ml.metrics import mae
+from age_assets.ml.models import HeadSpec
+from age_assets.ml.training import FitSpec
+from age_assets.ml.weights import weights_source
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("backbone")
+    parser.add_argument("train_last", type=int)
+    parser.add_argument("learning_rate", type=float)
+    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--weights-dir", default="../shared/weights")
+    parser.add_argument("--epochs", type=int, default=25)
+    parser.add_argument("--patience", type=int, default=4)
+    args = parser.parse_args()
+
+    root = Path(args.data_dir).resolve()
+    pointer = json.loads((root / "pointers" / "image_arrays.json").read_text())
+    arrays = ImageSet(root / pointer["folder"], pointer["fingerprint"])
+
+    def stack(split: str) -> Stack:
+        ages = arrays.labels(split)["real_age"].to_numpy(np.float32)
+        return Stack(arrays.images_path(split), ages, f"{arrays.fingerprint}/{split}")
+
+    spec = EstimatorSpec(args.backbone, weights_source(args.backbone, args.weights_dir), arrays.images("train").shape[1],
+                         HeadSpec(), args.train_last,
+                         FitSpec(learning_rate=args.learning_rate, epochs=args.epochs, patience=args.patience))
+    started = time.perf_counter()
+
+    def on_epoch(epoch: int, logs: dict[str, float]) -> None:
+        print(f"epoch {epoch + 1}: " + ", ".join(f"{k}={v:.3f}" for k, v in logs.items()),
+              f"({time.perf_counter() - started:.0f} s)", flush=True)
+
+    evaluated = {"valid": stack("valid"), "test": stack("test")}
+    trained = train_estimator(spec, stack("train"), evaluated["valid"], evaluated, root / "cache" / "features",
+                              print, on_epoch)
+    print(f"{args.backbone} train_last={args.train_last} lr={args.learning_rate} cut={trained.boundary}: "
+          f"valid MAE {mae(trained.predictions['valid'], evaluated['valid'].targets):.3f}, "
+          f"test MAE {mae(trained.predictions['test'], evaluated['test'].targets):.3f}, "
+          f"{time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
