@@ -107,8 +107,7 @@ def raw_dataset(
     check_skipped_share(skipped, len(table) + len(skipped), config.max_skipped_share, "listed images")
     counts = table["split"].value_counts().to_dict()
     _require_every_split(counts, f"dataset {dataset.describe()}")
-    files = sorted(set(table["image_path"]) | set(table["face_path"]))
-    stats = file_stats(pd.Series(files))
+    stats = file_stats(sorted(set(table["image_path"]) | set(table["face_path"])))
     version = data_version(RAW_DATASET_VERSION, config, table.to_csv(index=False), stats)
 
     def write(folder: Path) -> None:

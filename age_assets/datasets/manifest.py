@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def finish_manifest(rows: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def file_stats(paths: pd.Series) -> list[tuple[str, int, int]]:
+def file_stats(paths: Iterable[str]) -> list[tuple[str, int, int]]:
     """(path, size, mtime_ns) per file: enough to notice an image that was replaced or edited."""
     out = []
     for p in paths:
