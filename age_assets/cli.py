@@ -9,8 +9,10 @@ import os
 import sys
 from pathlib import Path
 
-from age_assets.ml.images import try_load_rgb
+import numpy as np
+
 from age_assets.datasets.manifest import Skip
+from age_assets.ml.images import try_load_rgb
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -55,8 +57,6 @@ def predict(args: argparse.Namespace) -> int:
                 failed += 1
                 print(f"age-assets: {path}: {image.reason}", file=sys.stderr)
         if good:
-            import numpy as np
-
             ages = predictor.predict(np.stack([image for _, image in good]))
             writer.writerows([str(path), f"{age:.1f}"] for (path, _), age in zip(good, ages))
     sys.stdout.flush()

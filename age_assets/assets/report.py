@@ -5,7 +5,6 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
 
 from age_assets.artifacts import Ensemble, ImageSet, TrainedModel
 from age_assets.assets.metadata import png
