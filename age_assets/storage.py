@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,7 +34,7 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     were built from the same inputs, so either is correct, and no reader ever sees a mix.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    scratch = target.parent / f".{target.name}{_scratch_tag()}{uuid.uuid4().hex[:8]}"
     scratch.mkdir()
     try:
         yield scratch
@@ -46,6 +47,38 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
+
+
+def _scratch_tag(pid: int | None = None) -> str:
+    """The part of a scratch name that says which process on which host writes it."""
+    return f".tmp-{socket.gethostname()}-{pid or os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_abandoned_scratch(target: Path) -> list[Path]:
+    """Delete scratch folders for ``target`` left by killed processes of this host; return them.
+
+    A writer killed mid-artifact (SIGKILL, out of memory) cannot clean up after itself, and a
+    half-built augmented set is gigabytes. Scratch of a live process, or of another host sharing
+    the storage, is left alone.
+    """
+    host = f".tmp-{socket.gethostname()}-"
+    removed = []
+    for scratch in target.parent.glob(f".{target.name}{host}*"):
+        pid = scratch.name[len(f".{target.name}{host}"):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(scratch, ignore_errors=True)
+            removed.append(scratch)
+    return removed
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -72,6 +105,7 @@ def build_once(target: Path, build: Callable[[Path], None]) -> bool:
     """
     if target.is_dir():
         return True
+    remove_abandoned_scratch(target)
     with atomic_dir(target) as scratch:
         build(scratch)
     return False

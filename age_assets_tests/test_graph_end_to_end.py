@@ -1,6 +1,7 @@
 """The whole graph through evaluation_report on generated faces, then `age-assets predict`."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +102,21 @@ def test_predict_takes_folders_and_any_size_and_names_a_non_image(graph, tmp_pat
 def test_predict_without_an_ensemble_says_what_to_build(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match=r"--select '\*ensemble'"):
         main(["predict", "x.jpg", "--data-dir", str(tmp_path)])
+
+
+def test_predict_names_a_truncated_image_and_a_damaged_model(graph, tmp_path: Path, capsys) -> None:
+    root, result = graph
+    face = tmp_path / "cut.jpg"
+    synthetic_face(30, size=64).save(face, quality=95)
+    face.write_bytes(face.read_bytes()[:600])
+    assert main(["predict", str(face), "--data-dir", str(root / "data")]) == 1
+    assert f"{face}: cannot be read as an image" in capsys.readouterr().err
+
+    ensemble: Ensemble = result.output_for_node("ensemble")
+    copy = tmp_path / "ensemble"
+    shutil.copytree(ensemble.folder, copy)
+    member = copy / ensemble.info()["members"][0]["model"]
+    member.write_bytes(member.read_bytes()[: member.stat().st_size // 2])
+    synthetic_face(30).save(tmp_path / "face.jpg")
+    assert main(["predict", str(tmp_path / "face.jpg"), "--ensemble", str(copy)]) == 2
+    assert f"{member}: cannot be loaded as a Keras model" in capsys.readouterr().err

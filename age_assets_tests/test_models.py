@@ -12,7 +12,7 @@ from age_assets.ml.features import model_input
 from age_assets.ml.metrics import mae
 from age_assets.ml.models import HeadSpec, build_model, split_at_frozen_boundary
 from age_assets.ml.npy import StackWriter
-from age_assets.ml.training import FitSpec
+from age_assets.ml.training import FitSpec, TrainingDiverged, fit
 from age_assets.ml.weights import weights_source
 from age_assets_tests.conftest import SHARED_WEIGHTS, synthetic_face
 
@@ -77,3 +77,11 @@ def test_weights_file_is_preferred_and_missing_download_says_both_ways_out(
     monkeypatch.setattr("keras.src.utils.file_utils.get_file", offline)
     with pytest.raises(WeightsUnavailable, match="AGE_ASSETS_WEIGHTS_DIR.*nasnet_mobile.weights.h5"):
         build_backbone("nasnet_mobile", 224, "imagenet")
+
+
+def test_nan_loss_stops_training_with_a_clear_error() -> None:
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    x = np.ones((64, 4), dtype="float32")
+    x[5, 2] = np.nan
+    with pytest.raises(TrainingDiverged, match=r"training loss became nan at epoch 1; try a lower learning rate"):
+        fit(model, (x, np.ones(64)), (np.ones((8, 4)), np.ones(8)), FitSpec(epochs=5), "mae")

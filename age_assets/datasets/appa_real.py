@@ -64,7 +64,8 @@ def read_appa_real(folder: Path, split: str | None = None) -> tuple[pd.DataFrame
     """Manifest of an extracted APPA-REAL release; ``split`` puts every image in one split instead.
 
     A row whose image or face crop is missing is skipped and listed, not fatal: the release is
-    large and a partial copy should still be usable, with the gap reported.
+    large and a partial copy should still be usable, with the gap reported. So is an image in a
+    split folder that its CSV does not list: without a label it cannot be used.
     """
     root = find_release_root(folder)
     frames, skipped = [], []
@@ -75,6 +76,10 @@ def read_appa_real(folder: Path, split: str | None = None) -> tuple[pd.DataFrame
         present = image.map(lambda p: Path(p).is_file()) & face.map(lambda p: Path(p).is_file())
         skipped += [Skip(p, "listed in the CSV but the image or its face crop is missing")
                     for p in image[~present]]
+        listed = set(table["file_name"])
+        skipped += [Skip(str(p), f"no row in gt_avg_{name}.csv, so no label")
+                    for p in sorted((root / name).glob("*.jpg"))
+                    if not p.name.endswith(FACE_SUFFIX) and p.name not in listed]
         frames.append(pd.DataFrame({
             "split": split or name,
             "image_path": image[present],

@@ -14,6 +14,17 @@ from age_assets.ml.npy import StackWriter
 from age_assets.ml.parallel import ordered_map
 
 
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """``image`` as 8-bit RGB. PIL's own conversion clips 16-bit greyscale at 255 (a white face),
+    so those values are scaled down instead; alpha is dropped."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        values = np.asarray(image, dtype=np.float32)
+        if image.mode.startswith("I;16") or values.max() > 255:
+            values = values / 257
+        image = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
 def load_rgb(path: str | Path, size: int) -> np.ndarray:
     """An image as uint8 RGB [size, size, 3], upright per its EXIF orientation.
 
@@ -23,9 +34,7 @@ def load_rgb(path: str | Path, size: int) -> np.ndarray:
     """
     with Image.open(path) as image:
         image.draft("RGB", (size, size))
-        image = ImageOps.exif_transpose(image)
-        if image.mode != "RGB":
-            image = image.convert("RGB")
+        image = _to_rgb(ImageOps.exif_transpose(image))
         if image.size != (size, size):
             image = image.resize((size, size), Image.Resampling.BILINEAR)
         return np.asarray(image)

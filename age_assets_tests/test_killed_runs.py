@@ -1,0 +1,97 @@
+"""Runs killed with SIGKILL mid-asset, and two runs writing one asset at once, corrupt nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from age_assets.artifacts import ImageSet
+from age_assets_tests.conftest import Materialize, write_utkface
+
+SELECTION = "raw_dataset,image_arrays"
+
+
+def _start(data: Path, faces: Path, size: int, signal_file: Path, release_file: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "age_assets_tests.materialize_paused", str(data), str(faces), str(size),
+         str(signal_file), str(release_file)],
+        cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+
+
+def _wait_for(path: Path, process: subprocess.Popen, timeout_s: float = 180) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        if process.poll() is not None:
+            raise AssertionError(f"writer exited early:\n{process.stdout.read().decode()[-3000:]}")
+        assert time.monotonic() < deadline, "the writer never reached the middle of image_arrays"
+        time.sleep(0.2)
+
+
+def _config(size: int) -> dict:
+    return {"ops": {"image_arrays": {"config": {"image_size": size}}}}
+
+
+def _assert_complete(images: ImageSet, size: int) -> None:
+    for split in ("train", "valid", "test"):
+        stack = images.images(split)
+        assert stack.shape[1:] == (size, size, 3)
+        assert len(stack) == len(images.labels(split)) > 0
+        assert np.asarray(stack[-1]).any()
+
+
+def _entries(folder: Path) -> tuple[list[str], list[str]]:
+    names = sorted(p.name for p in folder.iterdir())
+    return [n for n in names if not n.startswith(".")], [n for n in names if n.startswith(".")]
+
+
+def test_sigkill_mid_asset_leaves_the_previous_version_intact(materialize: Materialize, tmp_path: Path) -> None:
+    faces, data = tmp_path / "faces", tmp_path / "data"
+    write_utkface(faces, n=60)
+    env = {"AGE_ASSETS_DATASET": f"utkface:{faces}"}
+    before: ImageSet = materialize(env, SELECTION, _config(24)).output_for_node("image_arrays")
+    pointer = data / "pointers" / "image_arrays.json"
+    pointer_text = pointer.read_text()
+
+    writer = _start(data, faces, 32, tmp_path / "midway", tmp_path / "never")
+    _wait_for(tmp_path / "midway", writer)
+    os.kill(writer.pid, signal.SIGKILL)
+    assert writer.wait(timeout=30) == -signal.SIGKILL
+
+    assert pointer.read_text() == pointer_text
+    _assert_complete(ImageSet(before.folder, before.fingerprint), 24)
+    finished, scratch = _entries(before.folder.parent)
+    assert finished == [before.folder.name], "a half-written version became visible"
+    assert len(scratch) == 1, "the killed writer's scratch folder should be all it left"
+
+    after: ImageSet = materialize(env, SELECTION, _config(32)).output_for_node("image_arrays")
+    _assert_complete(after, 32)
+    assert json.loads(pointer.read_text())["fingerprint"] == after.fingerprint
+    assert _entries(before.folder.parent) == (sorted([before.folder.name, after.folder.name]), []), \
+        "the abandoned scratch folder was not cleaned up"
+
+
+def test_two_runs_writing_the_same_asset_at_once(tmp_path: Path) -> None:
+    faces, data = tmp_path / "faces", tmp_path / "data"
+    write_utkface(faces, n=60)
+    writers = [_start(data, faces, 32, tmp_path / f"midway-{i}", tmp_path / "go") for i in range(2)]
+    for i, writer in enumerate(writers):
+        _wait_for(tmp_path / f"midway-{i}", writer)
+    assert len(_entries(data / "artifacts" / "image_arrays")[1]) == 2, "both runs should be mid-write together"
+    (tmp_path / "go").touch()
+    for writer in writers:
+        out, _ = writer.communicate(timeout=300)
+        assert writer.returncode == 0, out.decode()[-3000:]
+
+    finished, scratch = _entries(data / "artifacts" / "image_arrays")
+    assert len(finished) == 1 and scratch == []
+    record = json.loads((data / "pointers" / "image_arrays.json").read_text())
+    assert record["folder"].endswith(finished[0])
+    _assert_complete(ImageSet(data / record["folder"], record["fingerprint"]), 32)
