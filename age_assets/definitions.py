@@ -7,12 +7,14 @@ from collections.abc import Mapping
 
 import dagster as dg
 
+from age_assets.assets.checks import image_arrays_are_sound, model_check
 from age_assets.assets.dataset import augmented_train, image_arrays, raw_dataset
 from age_assets.assets.models import classifier_asset, ensemble_asset, model_asset
 from age_assets.assets.report import report_asset
 from age_assets.io_managers import ArtifactIOManager
 from age_assets.ml.backbones import get_backbone
-from age_assets.resources import BackboneWeights, DatasetSource, Storage
+from age_assets.automation import DEFAULT_RETRAIN_CRON, raw_data_changed, retraining_schedule
+from age_assets.resources import Accelerator, BackboneWeights, DatasetSource, Storage
 
 DEFAULT_BACKBONES = "mobilenet_v3_small,nasnet_mobile"
 
@@ -23,6 +25,8 @@ ENV_APPA_URL = "AGE_ASSETS_APPA_URL"
 ENV_APPA_CHECKSUM = "AGE_ASSETS_APPA_CHECKSUM"
 ENV_BACKBONES = "AGE_ASSETS_BACKBONES"
 ENV_WEIGHTS_DIR = "AGE_ASSETS_WEIGHTS_DIR"
+ENV_RETRAIN_CRON = "AGE_ASSETS_RETRAIN_CRON"
+ENV_MIXED_PRECISION = "AGE_ASSETS_MIXED_PRECISION"
 
 
 def build_assets(backbones: list[str]) -> list[dg.AssetsDefinition]:
@@ -38,6 +42,11 @@ def build_assets(backbones: list[str]) -> list[dg.AssetsDefinition]:
     ]
 
 
+def build_checks(backbones: list[str]) -> list[dg.AssetChecksDefinition]:
+    """Blocking checks on image_arrays and on every regressor and classifier."""
+    return [image_arrays_are_sound, *[model_check(f"{kind}_{b}") for kind in ("model", "classifier") for b in backbones]]
+
+
 def backbones_from(env: Mapping[str, str]) -> list[str]:
     return [b.strip() for b in env.get(ENV_BACKBONES, DEFAULT_BACKBONES).split(",") if b.strip()]
 
@@ -48,12 +57,17 @@ def build_defs(env: Mapping[str, str] = os.environ) -> dg.Definitions:
     download = {field: env[name] for field, name in
                 (("appa_real_url", ENV_APPA_URL), ("appa_real_checksum", ENV_APPA_CHECKSUM)) if name in env}
     source = DatasetSource(spec=env.get(ENV_DATASET, "appa-real"), test_spec=env.get(ENV_TEST_DATASET, ""), **download)
+    backbones = backbones_from(env)
     return dg.Definitions(
-        assets=build_assets(backbones_from(env)),
+        assets=build_assets(backbones),
+        asset_checks=build_checks(backbones),
+        schedules=[retraining_schedule(env.get(ENV_RETRAIN_CRON, DEFAULT_RETRAIN_CRON))],
+        sensors=[raw_data_changed],
         resources={
             "dataset": source,
             "storage": Storage(data_dir=data_dir),
             "weights": BackboneWeights(weights_dir=env.get(ENV_WEIGHTS_DIR, "")),
+            "accelerator": Accelerator(mixed_precision=env.get(ENV_MIXED_PRECISION, "") in ("1", "true", "yes")),
             "io_manager": ArtifactIOManager(data_dir=data_dir),
         },
     )

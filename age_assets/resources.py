@@ -11,7 +11,7 @@ import pandas as pd
 from age_assets.datasets.appa_real import OFFICIAL_CHECKSUM, OFFICIAL_URL
 from age_assets.datasets.download import Progress
 from age_assets.datasets.manifest import Skip
-from age_assets.datasets.sources import Download, SourceSpec, read_source
+from age_assets.datasets.sources import Download, SourceSpec, read_source, source_state
 from age_assets.ml.weights import weights_source
 
 
@@ -33,8 +33,16 @@ class DatasetSource(dg.ConfigurableResource):
         default=4, description="Retries of a failed download, with exponential backoff from 2 s"
     )
 
+    def _download(self) -> Download:
+        return Download(self.appa_real_url, self.appa_real_checksum or None, self.download_retries)
+
+    def state(self) -> str:
+        """A fingerprint of the source's files (and the test source's) that changes when they do."""
+        specs = [s for s in (self.spec, self.test_spec) if s]
+        return "-".join(source_state(SourceSpec.parse(s), self._download()) for s in specs)
+
     def read(self, workdir: Path, progress: Progress | None = None) -> tuple[pd.DataFrame, list[Skip]]:
-        fetch = Download(self.appa_real_url, self.appa_real_checksum or None, self.download_retries)
+        fetch = self._download()
         table, skipped = read_source(SourceSpec.parse(self.spec), workdir, fetch, progress=progress)
         if self.test_spec:
             test, test_skipped = read_source(SourceSpec.parse(self.test_spec), workdir, fetch, "test", progress)
@@ -81,3 +89,37 @@ class BackboneWeights(dg.ConfigurableResource):
             return [source]
         stat = Path(source).stat()
         return [str(Path(source).resolve()), stat.st_size, stat.st_mtime_ns]
+
+
+class Accelerator(dg.ConfigurableResource):
+    """The device training runs on: the GPU where TensorFlow sees one, else the CPU."""
+
+    memory_growth: bool = Field(
+        default=True, description="Take GPU memory as needed rather than all of it at start (GPU only)"
+    )
+    mixed_precision: bool = Field(
+        default=False, description="Compute in float16 with float32 outputs and weights (GPU only)"
+    )
+
+    def activate(self) -> str:
+        """Set TensorFlow up for the device found; return what a training asset records as its device."""
+        import keras
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        policy = "mixed_float16" if gpus and self.mixed_precision else "float32"
+        keras.mixed_precision.set_global_policy(policy)
+        if not gpus:
+            return "CPU"
+        if self.memory_growth:
+            for gpu in gpus:
+                try:
+                    tf.config.experimental.set_memory_growth(gpu, True)
+                except RuntimeError:  # the GPU was initialised earlier in this process
+                    pass
+        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)
+        return f"GPU ({name}, {policy})"
+
+    def identity(self) -> list[object]:
+        """What of the accelerator changes a model's numbers, for data versions."""
+        return ["mixed_float16"] if self.mixed_precision else []

@@ -24,12 +24,15 @@ from age_assets.ml.metrics import mae
 from age_assets.ml.models import HeadSpec
 from age_assets.ml.training import FitSpec
 from age_assets.plots import learning_curves
-from age_assets.resources import BackboneWeights, Storage
+from age_assets.resources import Accelerator, BackboneWeights, Storage
 from age_assets.storage import build_once
 
 GROUP = "models"
 TRAINING_POOL = "gpu"
 """Training steps share this concurrency pool; the instance limits it to one (dagster.yaml)."""
+ONE_GPU_ON_KUBERNETES = {"dagster-k8s/config": {"container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}}}
+"""Under dagster-k8s' step executor each training step's pod asks for one GPU; other executors
+ignore this tag."""
 EVALUATED = ("valid", "test")
 
 
@@ -95,12 +98,6 @@ def _stacks(
     return stack(train_set, "train"), evaluated["valid"], evaluated
 
 
-def _device() -> str:
-    import tensorflow as tf
-
-    return "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
-
-
 def _train_asset(backbone: str, classifier: bool) -> dg.AssetsDefinition:
     kind = "classifier" if classifier else "model"
     config_type = ClassifierConfig if classifier else ModelConfig
@@ -114,6 +111,7 @@ def _train_asset(backbone: str, classifier: bool) -> dg.AssetsDefinition:
         kinds={"keras", "tensorflow"},
         group_name=GROUP,
         pool=TRAINING_POOL,
+        op_tags=ONE_GPU_ON_KUBERNETES,
         description=description,
     )
     def train(
@@ -123,10 +121,11 @@ def _train_asset(backbone: str, classifier: bool) -> dg.AssetsDefinition:
         augmented_train: ImageSet,
         storage: Storage,
         weights: BackboneWeights,
+        accelerator: Accelerator,
     ) -> dg.Output[TrainedModel]:
         started = time.perf_counter()
         train_set = augmented_train if config.train_on == "augmented" else image_arrays
-        fingerprint = data_version(version, config, backbone, weights.identity(backbone),
+        fingerprint = data_version(version, config, backbone, weights.identity(backbone), *accelerator.identity(),
                                    image_arrays.fingerprint, train_set.fingerprint)
         if classifier:
             column, loss = "real_age", "sparse_categorical_crossentropy"
@@ -139,6 +138,8 @@ def _train_asset(backbone: str, classifier: bool) -> dg.AssetsDefinition:
         metric = "accuracy" if classifier else "mae"
 
         def build(folder: Path) -> None:
+            device = accelerator.activate()
+            context.log.info(f"training on {device}")
             image_size = image_arrays.images("train").shape[1]
             spec = EstimatorSpec(
                 backbone, weights.source(backbone), image_size,
@@ -168,7 +169,7 @@ def _train_asset(backbone: str, classifier: bool) -> dg.AssetsDefinition:
             best = int(np.argmin(scores) if metric == "mae" else np.argmax(scores))
             info = {"backbone": backbone, "kind": kind, "image_size": image_size, "target": column,
                     "boundary": trained.boundary, "epochs": len(scores), "best_epoch": best + 1,
-                    f"best_val_{metric}": float(scores[best]), "device": _device(),
+                    f"best_val_{metric}": float(scores[best]), "device": device,
                     "trainable_params": int(sum(np.prod(w.shape) for w in trained.model.trainable_weights)),
                     "train_images": len(train_stack.targets), "seconds": round(time.perf_counter() - started, 1)}
             (folder / "info.json").write_text(json.dumps(info, indent=1))

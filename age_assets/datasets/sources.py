@@ -11,7 +11,7 @@ import pandas as pd
 from age_assets.datasets.appa_real import read_appa_real
 from age_assets.datasets.archives import extract_archive
 from age_assets.datasets.download import DownloadError, Progress, download
-from age_assets.datasets.manifest import Skip
+from age_assets.datasets.manifest import Skip, file_stats
 from age_assets.datasets.utkface import read_utkface
 from age_assets.storage import fingerprint
 
@@ -88,3 +88,18 @@ def read_source(
         assert spec.path is not None
         return read_utkface(spec.path, split)
     return read_appa_real(_appa_real_folder(spec, workdir, fetch, progress), split)
+
+
+def source_state(spec: SourceSpec, fetch: Download) -> str:
+    """A fingerprint that changes when the source's files do: names, sizes and modification times.
+
+    Cheap enough to poll (a stat per file, no reading). The default download is named by its URL
+    and checksum, as the server is not polled.
+    """
+    if spec.path is None:
+        return fingerprint(str(spec), fetch.url, fetch.checksum)
+    if spec.path.is_file():
+        return fingerprint(str(spec), file_stats([spec.path]))
+    if spec.path.is_dir():
+        return fingerprint(str(spec), file_stats(sorted(p for p in spec.path.rglob("*") if p.is_file())))
+    return fingerprint(str(spec), "missing")

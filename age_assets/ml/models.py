@@ -29,7 +29,8 @@ def build_model(
     """A flat functional model: backbone layers, then the head.
 
     ``train_last`` backbone layers train (0: none, -1: all); BatchNormalization never does.
-    ``classes`` > 0 makes a softmax classifier, else a regressor in years.
+    ``classes`` > 0 makes a softmax classifier, else a regressor in years. Outputs stay float32
+    under a mixed-precision policy.
     """
     base = build_backbone(backbone, image_size, weights)
     layers = base.layers[1:]
@@ -44,12 +45,12 @@ def build_model(
     if head.dropout:
         x = keras.layers.Dropout(head.dropout, name="head_dropout")(x)
     if classes:
-        out = keras.layers.Dense(classes, activation="softmax", name="head_classes")(x)
+        out = keras.layers.Dense(classes, activation="softmax", dtype="float32", name="head_classes")(x)
     elif head.output == "sigmoid":
-        x = keras.layers.Dense(1, activation="sigmoid", name="head_out")(x)
-        out = keras.layers.Rescaling(MAX_AGE, name="head_years")(x)
+        x = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="head_out")(x)
+        out = keras.layers.Rescaling(MAX_AGE, dtype="float32", name="head_years")(x)
     else:
-        out = keras.layers.Dense(1, name="head_out")(x)
+        out = keras.layers.Dense(1, dtype="float32", name="head_out")(x)
     return keras.Model(base.input, out, name=f"{backbone}_{'classifier' if classes else 'regressor'}")
 
 
