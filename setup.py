@@ -20,6 +20,6 @@ setup(
     entry_points={"console_scripts": ["age-assets=age_assets.cli:main"]},
     extras_require={
         "k8s": ["dagster-k8s>=0.27,<0.30"],
-        "dev": ["pytest>=8,<10", "pytest-xdist>=3.6,<4", "dagster-k8s>=0.27,<0.30"],
+        "dev": ["pytest>=8,<10", "pytest-xdist>=3.6,<4", "dagster-k8s>=0.27,<0.30", "playwright>=1.45,<2"],
     },
 )
