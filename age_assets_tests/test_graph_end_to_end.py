@@ -44,7 +44,8 @@ def test_report_has_every_model_and_its_keys(graph) -> None:
     report = json.loads((root / "data" / "reports" / "evaluation.json").read_text())
     assert set(report) == {"dataset", "regressors", "classifiers"}
     assert set(report["regressors"]) == {"model_mobilenet_v3_small", "model_mobilenet_v2", "ensemble"}
-    assert set(report["classifiers"]) == {"classifier_mobilenet_v3_small", "classifier_mobilenet_v2"}
+    assert set(report["classifiers"]) == {"classifier_mobilenet_v3_small", "classifier_mobilenet_v2",
+                                          "classifiers_averaged"}
     for metrics in report["regressors"].values():
         assert {"mae", "cs5", "bucket_accuracy", "bucket_macro_f1", "mae_per_bucket", "confusion_matrix"} <= set(metrics)
         assert 0 <= metrics["cs5"] <= 1 and metrics["mae"] >= 0

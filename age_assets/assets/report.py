@@ -5,10 +5,12 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 
 from age_assets.artifacts import Ensemble, ImageSet, TrainedModel
 from age_assets.assets.metadata import png
 from age_assets.assets.versioning import VersionedConfig, code_version, data_version
+from age_assets.ml.buckets import BUCKET_LABELS
 from age_assets.ml.evaluation import classifier_metrics, has_votes, markdown_report, regressor_metrics
 from age_assets.plots import error_distribution, predicted_vs_true
 from age_assets.resources import Storage
@@ -19,7 +21,8 @@ class ReportConfig(VersionedConfig):
     pass
 
 
-REPORT_VERSION = code_version("1", ReportConfig)
+REPORT_VERSION = code_version("2", ReportConfig)
+PROBABILITIES = [f"p_{label}" for label in BUCKET_LABELS]
 
 
 def report_asset(backbones: list[str]) -> dg.AssetsDefinition:
@@ -51,6 +54,9 @@ def report_asset(backbones: list[str]) -> dg.AssetsDefinition:
             "classifiers": {name: classifier_metrics(trained[name].predictions("test")["bucket"].to_numpy(), labels)
                             for name in classifiers},
         }
+        if len(classifiers) > 1:
+            averaged = np.mean([trained[name].predictions("test")[PROBABILITIES].to_numpy() for name in classifiers], axis=0)
+            report["classifiers"]["classifiers_averaged"] = classifier_metrics(averaged.argmax(axis=1), labels)
         markdown = markdown_report(report)
         truth = labels["real_age"].to_numpy()
 
