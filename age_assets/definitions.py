@@ -27,6 +27,20 @@ ENV_BACKBONES = "AGE_ASSETS_BACKBONES"
 ENV_WEIGHTS_DIR = "AGE_ASSETS_WEIGHTS_DIR"
 ENV_RETRAIN_CRON = "AGE_ASSETS_RETRAIN_CRON"
 ENV_MIXED_PRECISION = "AGE_ASSETS_MIXED_PRECISION"
+ENV_EXECUTOR = "AGE_ASSETS_EXECUTOR"
+
+
+def executor_from(env: Mapping[str, str]) -> dg.ExecutorDefinition:
+    """``multiprocess`` (default: a process per step on this machine) or ``k8s`` (a pod per step,
+    from the ``k8s`` extra; training steps ask for one GPU each)."""
+    name = env.get(ENV_EXECUTOR, "multiprocess")
+    if name == "multiprocess":
+        return dg.multiprocess_executor
+    if name == "k8s":
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor
+    raise ValueError(f"{ENV_EXECUTOR}={name!r}: use 'multiprocess' or 'k8s'")
 
 
 def build_assets(backbones: list[str]) -> list[dg.AssetsDefinition]:
@@ -63,6 +77,7 @@ def build_defs(env: Mapping[str, str] = os.environ) -> dg.Definitions:
         asset_checks=build_checks(backbones),
         schedules=[retraining_schedule(env.get(ENV_RETRAIN_CRON, DEFAULT_RETRAIN_CRON))],
         sensors=[raw_data_changed],
+        executor=executor_from(env),
         resources={
             "dataset": source,
             "storage": Storage(data_dir=data_dir),

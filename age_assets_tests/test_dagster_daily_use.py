@@ -220,6 +220,13 @@ def test_accelerator_sets_up_a_gpu_where_there_is_one(monkeypatch: pytest.Monkey
         keras.mixed_precision.set_global_policy("float32")
 
 
+def test_executor_is_chosen_by_environment(tmp_path: Path) -> None:
+    assert build_defs({"AGE_ASSETS_DATA_DIR": str(tmp_path)}).executor.name == "multiprocess"
+    assert build_defs({"AGE_ASSETS_DATA_DIR": str(tmp_path), "AGE_ASSETS_EXECUTOR": "k8s"}).executor.name == "k8s"
+    with pytest.raises(ValueError, match="AGE_ASSETS_EXECUTOR='ray'"):
+        build_defs({"AGE_ASSETS_EXECUTOR": "ray"})
+
+
 def test_training_steps_request_one_gpu_from_kubernetes(defs: dg.Definitions) -> None:
     from dagster_k8s.job import DagsterK8sJobConfig, construct_dagster_k8s_job, get_user_defined_k8s_config
 
