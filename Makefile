@@ -27,7 +27,7 @@ dev: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -m age_assets
 
 test: setup
-	$(BIN)/pytest -n 2 --durations=10
+	$(BIN)/pytest -n 2 --dist loadgroup --durations=10
 
 clean:
 	rm -rf $(VENV)

@@ -13,8 +13,10 @@ from age_assets.cli import main
 from age_assets.ml.buckets import age_to_bucket
 from age_assets_tests.conftest import SHARED_WEIGHTS, synthetic_face, write_utkface
 
-pytestmark = pytest.mark.skipif(not (SHARED_WEIGHTS / "mobilenet_v2.weights.h5").is_file(),
-                                reason="needs ../shared/weights")
+pytestmark = [
+    pytest.mark.skipif(not (SHARED_WEIGHTS / "mobilenet_v2.weights.h5").is_file(), reason="needs ../shared/weights"),
+    pytest.mark.xdist_group("graph"),  # one worker builds the module's graph once
+]
 BACKBONES = ("mobilenet_v3_small", "mobilenet_v2")
 TRAIN = {"epochs": 4, "units": 32, "learning_rate": 1e-2, "patience": 4}
 CONFIG = {"ops": {

@@ -20,6 +20,7 @@ from age_assets.definitions import build_defs
 ROOT = Path(__file__).resolve().parents[1]
 BACKBONES = "mobilenet_v3_small,mobilenet_v2"
 SCREENSHOTS = Path(os.environ.get("AGE_ASSETS_TEST_ARTIFACTS", ROOT / "test-artifacts"))
+pytestmark = pytest.mark.xdist_group("webserver")  # one worker, one webserver for the module
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 
 QUERY = """{
@@ -49,7 +50,7 @@ def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 300
     try:
         while True:
             assert server.poll() is None, "dagster-webserver exited"
@@ -57,12 +58,16 @@ def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 urllib.request.urlopen(f"{url}/server_info", timeout=2)
                 break
             except OSError:
-                assert time.monotonic() < deadline, "dagster-webserver did not answer within 180 s"
+                assert time.monotonic() < deadline, "dagster-webserver did not answer within 300 s"
                 time.sleep(1)
         yield url
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 def _graphql(url: str, query: str) -> dict:
