@@ -14,6 +14,7 @@ setup(
         "pandas>=2.2,<4",
         "pillow>=10.4,<14",
         "albumentations>=2.0.5,<3",
+        "opencv-python-headless>=4.9,<6",
         "scikit-learn>=1.5,<2",
         "matplotlib>=3.8,<4",
     ],

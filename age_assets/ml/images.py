@@ -6,12 +6,17 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
 from age_assets.datasets.manifest import Skip
 from age_assets.ml.npy import StackWriter
 from age_assets.ml.parallel import ordered_map
+
+
+ORIENTATION = 0x0112
+"""The EXIF tag saying how to turn the stored pixels upright; 1 (or none) means they are."""
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -28,16 +33,20 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 def load_rgb(path: str | Path, size: int) -> np.ndarray:
     """An image as uint8 RGB [size, size, 3], upright per its EXIF orientation.
 
-    JPEGs are decoded at the smallest DCT scale still at least ``size`` (PIL's draft mode), which
-    makes large photos several times cheaper to read. The image is resized to a square without
-    keeping its aspect ratio, as the face crops are close to square already.
+    Pillow decodes (every format and mode, EXIF, its decompression-bomb limit); JPEGs at the
+    smallest DCT scale still at least ``size`` (draft mode), which makes large photos several times
+    cheaper to read. OpenCV resizes, about four times faster than Pillow: area averaging when
+    shrinking, bilinear when enlarging. The image becomes a square without keeping its aspect
+    ratio, as face crops are close to square already.
     """
     with Image.open(path) as image:
         image.draft("RGB", (size, size))
-        image = _to_rgb(ImageOps.exif_transpose(image))
-        if image.size != (size, size):
-            image = image.resize((size, size), Image.Resampling.BILINEAR)
-        return np.asarray(image)
+        upright = ImageOps.exif_transpose(image) if image.getexif().get(ORIENTATION, 1) != 1 else image
+        pixels = np.asarray(_to_rgb(upright))
+    if pixels.shape[:2] == (size, size):
+        return pixels
+    shrinking = pixels.shape[0] * pixels.shape[1] > size * size
+    return cv2.resize(pixels, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
 def try_load_rgb(path: str, size: int) -> np.ndarray | Skip:
