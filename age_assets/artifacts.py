@@ -47,6 +47,12 @@ class ImageSet:
         return pd.read_csv(self.folder / f"{split}_labels.csv")
 
 
+def _split_rows(csv: Path, split: str) -> pd.DataFrame:
+    """The rows of one split from a ``predictions.csv`` with a ``split`` column."""
+    table = pd.read_csv(csv)
+    return table[table["split"] == split].reset_index(drop=True)
+
+
 @dataclass(frozen=True)
 class TrainedModel:
     """``model.keras``, ``info.json`` (backbone, image size, target, scores) and ``predictions.csv``
@@ -63,8 +69,7 @@ class TrainedModel:
         return json.loads((self.folder / "info.json").read_text())
 
     def predictions(self, split: str) -> pd.DataFrame:
-        table = pd.read_csv(self.folder / "predictions.csv")
-        return table[table["split"] == split].reset_index(drop=True)
+        return _split_rows(self.folder / "predictions.csv", split)
 
 
 @dataclass(frozen=True)
@@ -79,5 +84,4 @@ class Ensemble:
         return json.loads((self.folder / "ensemble.json").read_text())
 
     def predictions(self, split: str) -> pd.DataFrame:
-        table = pd.read_csv(self.folder / "predictions.csv")
-        return table[table["split"] == split].reset_index(drop=True)
+        return _split_rows(self.folder / "predictions.csv", split)

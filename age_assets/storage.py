@@ -34,7 +34,7 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     were built from the same inputs, so either is correct, and no reader ever sees a mix.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = target.parent / f".{target.name}{_scratch_tag()}{uuid.uuid4().hex[:8]}"
+    scratch = target.parent / f"{_scratch_prefix(target)}{os.getpid()}-{uuid.uuid4().hex[:8]}"
     scratch.mkdir()
     try:
         yield scratch
@@ -49,9 +49,10 @@ def atomic_dir(target: Path) -> Iterator[Path]:
         raise
 
 
-def _scratch_tag(pid: int | None = None) -> str:
-    """The part of a scratch name that says which process on which host writes it."""
-    return f".tmp-{socket.gethostname()}-{pid or os.getpid()}-"
+def _scratch_prefix(target: Path) -> str:
+    """The start of every scratch folder name for ``target`` written on this host; the writer's
+    pid and a random part follow."""
+    return f".{target.name}.tmp-{socket.gethostname()}-"
 
 
 def _alive(pid: int) -> bool:
@@ -59,7 +60,7 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except PermissionError:  # alive, run by another user
         return True
     return True
 
@@ -71,10 +72,10 @@ def remove_abandoned_scratch(target: Path) -> list[Path]:
     half-built augmented set is gigabytes. Scratch of a live process, or of another host sharing
     the storage, is left alone.
     """
-    host = f".tmp-{socket.gethostname()}-"
+    prefix = _scratch_prefix(target)
     removed = []
-    for scratch in target.parent.glob(f".{target.name}{host}*"):
-        pid = scratch.name[len(f".{target.name}{host}"):].split("-", 1)[0]
+    for scratch in target.parent.glob(f"{prefix}*"):
+        pid = scratch.name[len(prefix):].split("-", 1)[0]
         if pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(scratch, ignore_errors=True)
             removed.append(scratch)

@@ -45,17 +45,18 @@ def report_asset(backbones: list[str]) -> dg.AssetsDefinition:
         fingerprint = data_version(REPORT_VERSION, config, image_arrays.fingerprint, ensemble.fingerprint,
                                    {k: v.fingerprint for k, v in sorted(trained.items())})
         labels = image_arrays.labels("test")
+        buckets = {name: trained[name].predictions("test") for name in classifiers}
         predictions = {name: trained[name].predictions("test")["age"].to_numpy() for name in models}
         predictions["ensemble"] = ensemble.predictions("test")["age"].to_numpy()
         report = {
             "dataset": {"test_images": len(labels), "target": ensemble.info()["target"],
                         "has_apparent_age": has_votes(labels)},
             "regressors": {name: regressor_metrics(pred, labels) for name, pred in predictions.items()},
-            "classifiers": {name: classifier_metrics(trained[name].predictions("test")["bucket"].to_numpy(), labels)
-                            for name in classifiers},
+            "classifiers": {name: classifier_metrics(table["bucket"].to_numpy(), labels)
+                            for name, table in buckets.items()},
         }
         if len(classifiers) > 1:
-            averaged = np.mean([trained[name].predictions("test")[PROBABILITIES].to_numpy() for name in classifiers], axis=0)
+            averaged = np.mean([table[PROBABILITIES].to_numpy() for table in buckets.values()], axis=0)
             report["classifiers"]["classifiers_averaged"] = classifier_metrics(averaged.argmax(axis=1), labels)
         markdown = markdown_report(report)
         truth = labels["real_age"].to_numpy()
