@@ -16,6 +16,7 @@ setup(
         "albumentations>=2.0.5,<3",
         "opencv-python-headless>=4.9,<6",
         "scikit-learn>=1.5,<2",
+        "joblib>=1.3",
         "matplotlib>=3.8,<4",
     ],
     entry_points={"console_scripts": ["age-assets=age_assets.cli:main"]},

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 import dagster as dg
 
+from age_assets.assets.bucket_ensemble import bucket_ensemble_asset
 from age_assets.assets.checks import image_arrays_are_sound, model_check
 from age_assets.assets.dataset import augmented_train, image_arrays, raw_dataset
 from age_assets.assets.models import classifier_asset, ensemble_asset, model_asset
@@ -44,7 +45,7 @@ def executor_from(env: Mapping[str, str]) -> dg.ExecutorDefinition:
 
 
 def build_assets(backbones: list[str]) -> list[dg.AssetsDefinition]:
-    """The whole graph for these backbones: data, a model and a classifier each, ensemble, report."""
+    """The whole graph for these backbones: data, a model and a classifier each, both ensembles, report."""
     for name in backbones:
         get_backbone(name)
     return [
@@ -52,13 +53,15 @@ def build_assets(backbones: list[str]) -> list[dg.AssetsDefinition]:
         *[model_asset(b) for b in backbones],
         *[classifier_asset(b) for b in backbones],
         ensemble_asset(backbones),
+        bucket_ensemble_asset(backbones),
         report_asset(backbones),
     ]
 
 
 def build_checks(backbones: list[str]) -> list[dg.AssetChecksDefinition]:
     """Blocking checks on image_arrays and on every regressor and classifier."""
-    return [image_arrays_are_sound, *[model_check(f"{kind}_{b}") for kind in ("model", "classifier") for b in backbones]]
+    trained = [f"{kind}_{b}" for kind in ("model", "classifier") for b in backbones] + ["bucket_ensemble"]
+    return [image_arrays_are_sound, *[model_check(name) for name in trained]]
 
 
 def backbones_from(env: Mapping[str, str]) -> list[str]:

@@ -47,7 +47,7 @@ def test_report_has_every_model_and_its_keys(graph) -> None:
     assert set(report) == {"dataset", "regressors", "classifiers"}
     assert set(report["regressors"]) == {"model_mobilenet_v3_small", "model_mobilenet_v2", "ensemble"}
     assert set(report["classifiers"]) == {"classifier_mobilenet_v3_small", "classifier_mobilenet_v2",
-                                          "classifiers_averaged"}
+                                          "classifiers_averaged", "bucket_ensemble"}
     for metrics in report["regressors"].values():
         assert {"mae", "cs5", "bucket_accuracy", "bucket_macro_f1", "mae_per_bucket", "confusion_matrix"} <= set(metrics)
         assert 0 <= metrics["cs5"] <= 1 and metrics["mae"] >= 0
@@ -76,6 +76,17 @@ def test_ensemble_weights_are_fitted_and_compared_with_the_study(graph) -> None:
     predicted = classifier.predictions("valid")["bucket"].to_numpy()
     assert classifier_meta["val_accuracy"].value == pytest.approx(np.mean(predicted == truth))
     assert classifier_meta["val_confusion_matrix"].value.count("\n") == 1 + 7
+
+
+def test_bucket_ensemble_gives_probabilities_over_all_buckets_for_both_splits(graph) -> None:
+    _, result = graph
+    stacked = result.output_for_node("bucket_ensemble")
+    for split in ("valid", "test"):
+        table = stacked.predictions(split)
+        probabilities = table[[c for c in table if c.startswith("p_")]].to_numpy()
+        assert probabilities.shape == (len(result.output_for_node("image_arrays").labels(split)), 7)
+        assert np.allclose(probabilities.sum(axis=1), 1) and (table["bucket"] == probabilities.argmax(axis=1)).all()
+    assert (stacked.folder / "stacker.joblib").stat().st_size > 0
 
 
 def test_predict_matches_the_ensemble_on_its_test_images(graph, capsys: pytest.CaptureFixture) -> None:

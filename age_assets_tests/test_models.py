@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from age_assets.ml.backbones import WeightsUnavailable, build_backbone, get_backbone
-from age_assets.ml.estimator import EstimatorSpec, Stack, train_estimator
+from age_assets.ml.estimator import EstimatorSpec, Stack, predict_stack, train_estimator
 from age_assets.ml.features import model_input
 from age_assets.ml.metrics import mae
 from age_assets.ml.models import HeadSpec, build_model, split_at_frozen_boundary
@@ -46,6 +46,26 @@ def _stack(folder: Path, name: str, ages: np.ndarray, size: int = 32) -> Stack:
             writer.append(np.asarray(synthetic_face(age, size, seed=i)))
         writer.close()
     return Stack(folder / f"{name}.npy", ages.astype(np.float32), name)
+
+
+@pytest.mark.skipif(not V3_WEIGHTS.is_file(), reason="needs ImageNet weights for mobilenet_v3_small")
+def test_mirror_average_is_the_mean_over_each_image_and_its_mirror(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    with StackWriter(tmp_path / "noise.npy", 6, (32, 32, 3)) as writer:
+        writer.append(rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8))
+        writer.close()
+    stack = Stack(tmp_path / "noise.npy", np.linspace(10, 60, 6).astype(np.float32), "noise")
+    spec = EstimatorSpec("mobilenet_v3_small", str(V3_WEIGHTS), 32, HeadSpec(units=8), 10, FitSpec(epochs=1, batch_size=3),
+                         mirror_average=True)
+    trained = train_estimator(spec, stack, stack, {"test": stack}, tmp_path / "cache", log=lambda m: None)
+    preprocess = get_backbone("mobilenet_v3_small").preprocess_input
+    plain = predict_stack(trained.model, preprocess, stack.images).reshape(-1)
+    mirrored = trained.model.predict(model_input(np.load(stack.images)[:, :, ::-1], preprocess), verbose=0)
+    assert np.abs(plain - mirrored.reshape(-1)).max() > 0.2, "noise looks different mirrored"
+    expected = (plain + mirrored.reshape(-1)) / 2
+    assert np.allclose(trained.predictions["test"], expected, atol=0.05), "cached path, mirrored features"
+    full = predict_stack(trained.model, preprocess, stack.images, mirror_average=True).reshape(-1)
+    assert np.allclose(full, expected, atol=1e-4), "full model, mirrored batches"
 
 
 @pytest.mark.skipif(not V3_WEIGHTS.is_file(), reason="needs ImageNet weights for mobilenet_v3_small")

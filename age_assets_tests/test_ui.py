@@ -89,7 +89,7 @@ def test_graphql_lists_every_asset_check_schedule_and_sensor(webserver: str) -> 
         assert node["description"] and node["groupName"] in {"data", "models", "evaluation"} and node["kinds"], name
     checks = {(name, c["name"]) for name, n in nodes.items() for c in n["assetChecksOrError"]["checks"] if c["blocking"]}
     assert checks == {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
-    assert len(checks) == 5
+    assert len(checks) == 6
     repository = data["repositoriesOrError"]["nodes"][0]
     assert [(s["name"], s["scheduleState"]["status"]) for s in repository["schedules"]] == [("weekly_retraining", "STOPPED")]
     assert [(s["name"], s["sensorState"]["status"]) for s in repository["sensors"]] == [("raw_data_changed", "STOPPED")]

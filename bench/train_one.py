@@ -1,8 +1,8 @@
 """Train one regressor on materialized image_arrays, outside Dagster, to try a configuration.
 
 Usage: python bench/train_one.py BACKBONE TRAIN_LAST LEARNING_RATE [--data-dir data] [--epochs 25]
-Reads the image_arrays the graph last materialized under the data dir, trains on the plain training
-split with real age as target, and prints validation and test MAE, the cut and the time.
+Reads the image_arrays (and augmented_train) the graph last materialized under the data dir, trains on
+the plain or augmented training split with real age as target, and prints validation and test MAE, the cut and the time.
 """
 
 import argparse
@@ -29,19 +29,28 @@ def main() -> None:
     parser.add_argument("--weights-dir", default="../shared/weights")
     parser.add_argument("--epochs", type=int, default=25)
     parser.add_argument("--patience", type=int, default=4)
+    parser.add_argument("--train-on", default="plain", choices=["plain", "augmented"])
+    parser.add_argument("--loss", default="mse", choices=["mse", "mae", "huber"])
+    parser.add_argument("--mirror-average", action="store_true", help="average each evaluated image's and its mirror's")
     args = parser.parse_args()
 
     root = Path(args.data_dir).resolve()
-    pointer = json.loads((root / "pointers" / "image_arrays.json").read_text())
-    arrays = ImageSet(root / pointer["folder"], pointer["fingerprint"])
 
-    def stack(split: str) -> Stack:
-        ages = arrays.labels(split)["real_age"].to_numpy(np.float32)
-        return Stack(arrays.images_path(split), ages, f"{arrays.fingerprint}/{split}")
+    def materialized(asset: str) -> ImageSet:
+        pointer = json.loads((root / "pointers" / f"{asset}.json").read_text())
+        return ImageSet(root / pointer["folder"], pointer["fingerprint"])
+
+    arrays = materialized("image_arrays")
+    train_set = materialized("augmented_train") if args.train_on == "augmented" else arrays
+
+    def stack(split: str, source: ImageSet = arrays) -> Stack:
+        ages = source.labels(split)["real_age"].to_numpy(np.float32)
+        return Stack(source.images_path(split), ages, f"{source.fingerprint}/{split}")
 
     spec = EstimatorSpec(args.backbone, weights_source(args.backbone, args.weights_dir), arrays.images("train").shape[1],
                          HeadSpec(), args.train_last,
-                         FitSpec(learning_rate=args.learning_rate, epochs=args.epochs, patience=args.patience))
+                         FitSpec(learning_rate=args.learning_rate, loss=args.loss, epochs=args.epochs,
+                                 patience=args.patience), mirror_average=args.mirror_average)
     started = time.perf_counter()
 
     def on_epoch(epoch: int, logs: dict[str, float]) -> None:
@@ -49,9 +58,9 @@ def main() -> None:
               f"({time.perf_counter() - started:.0f} s)", flush=True)
 
     evaluated = {"valid": stack("valid"), "test": stack("test")}
-    trained = train_estimator(spec, stack("train"), evaluated["valid"], evaluated, root / "cache" / "features",
+    trained = train_estimator(spec, stack("train", train_set), evaluated["valid"], evaluated, root / "cache" / "features",
                               print, on_epoch)
-    print(f"{args.backbone} train_last={args.train_last} lr={args.learning_rate} cut={trained.boundary}: "
+    print(f"{args.backbone} train_last={args.train_last} lr={args.learning_rate} loss={args.loss} on {args.train_on} cut={trained.boundary}: "
           f"valid MAE {mae(trained.predictions['valid'], evaluated['valid'].targets):.3f}, "
           f"test MAE {mae(trained.predictions['test'], evaluated['test'].targets):.3f}, "
           f"{time.perf_counter() - started:.0f} s")

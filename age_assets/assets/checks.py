@@ -74,8 +74,8 @@ def classifier_against_baseline(model: TrainedModel, images: ImageSet) -> tuple[
 
 
 def model_check(asset_name: str) -> dg.AssetChecksDefinition:
-    """The baseline check of one ``model_<backbone>`` or ``classifier_<backbone>``."""
-    classifier = asset_name.startswith("classifier_")
+    """The baseline check of one ``model_<backbone>``, ``classifier_<backbone>`` or ``bucket_ensemble``."""
+    classifier = not asset_name.startswith("model_")
     compare = classifier_against_baseline if classifier else regressor_against_baseline
     baseline = "always predicting the most common bucket" if classifier else "predicting the training mean"
 

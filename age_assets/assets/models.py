@@ -51,6 +51,9 @@ class TrainingConfig(VersionedConfig):
         default="augmented", description="Train on augmented_train or on the plain training split"
     )
     seed: int = Field(default=0, description="Seed of weight initialisation and shuffling")
+    mirror_average: bool = Field(
+        default=True, description="Predict each image and its left-right mirror image and average the two"
+    )
 
     def fit_spec(self, loss: str) -> FitSpec:
         return FitSpec(self.optimizer, self.learning_rate, loss, self.epochs, self.patience, self.batch_size, self.seed)
@@ -76,7 +79,7 @@ class EnsembleConfig(VersionedConfig):
 
 MODEL_VERSION = code_version("1", ModelConfig)
 CLASSIFIER_VERSION = code_version("1", ClassifierConfig)
-ENSEMBLE_VERSION = code_version("1", EnsembleConfig)
+ENSEMBLE_VERSION = code_version("2", EnsembleConfig)
 
 
 def target_column(target: str, labels: pd.DataFrame) -> str:
@@ -146,6 +149,7 @@ def _train_asset(backbone: str, classifier: bool) -> dg.AssetsDefinition:
                 HeadSpec(config.units, config.activation, config.dropout, config.l2,
                          "softmax" if classifier else config.output),
                 config.train_last, config.fit_spec(loss), len(BUCKET_LABELS) if classifier else 0,
+                config.mirror_average,
             )
             train_stack, valid_stack, evaluated = _stacks(image_arrays, train_set, targets)
 
@@ -168,6 +172,7 @@ def _train_asset(backbone: str, classifier: bool) -> dg.AssetsDefinition:
             scores = trained.history[f"val_{metric}"]
             best = int(np.argmin(scores) if metric == "mae" else np.argmax(scores))
             info = {"backbone": backbone, "kind": kind, "image_size": image_size, "target": column,
+                    "mirror_average": config.mirror_average,
                     "boundary": trained.boundary, "epochs": len(scores), "best_epoch": best + 1,
                     f"best_val_{metric}": float(scores[best]), "device": device,
                     "trainable_params": int(sum(np.prod(w.shape) for w in trained.model.trainable_weights)),
@@ -251,7 +256,8 @@ def ensemble_asset(backbones: list[str]) -> dg.AssetsDefinition:
         def build(folder: Path) -> None:
             for m in members:
                 _link_or_copy(models[m].model_path, folder / f"{m}.keras")
-            info = {"members": [{"name": m, "backbone": b, "model": f"{m}.keras", "weight": float(w)}
+            info = {"members": [{"name": m, "backbone": b, "model": f"{m}.keras", "weight": float(w),
+                                 "mirror_average": bool(models[m].info().get("mirror_average", False))}
                                 for m, b, w in zip(members, backbones, weights)],
                     "image_size": models[members[0]].info()["image_size"], "target": column, **scores}
             (folder / "ensemble.json").write_text(json.dumps(info, indent=1))

@@ -21,16 +21,17 @@ class ReportConfig(VersionedConfig):
     pass
 
 
-REPORT_VERSION = code_version("2", ReportConfig)
+REPORT_VERSION = code_version("3", ReportConfig)
 PROBABILITIES = [f"p_{label}" for label in BUCKET_LABELS]
 
 
 def report_asset(backbones: list[str]) -> dg.AssetsDefinition:
     models = [f"model_{b}" for b in backbones]
     classifiers = [f"classifier_{b}" for b in backbones]
+    bucket_models = [*classifiers, "bucket_ensemble"]
 
     @dg.asset(
-        ins={name: dg.AssetIn() for name in models + classifiers},
+        ins={name: dg.AssetIn() for name in models + bucket_models},
         code_version=REPORT_VERSION,
         kinds={"pandas", "markdown"},
         group_name="evaluation",
@@ -45,19 +46,21 @@ def report_asset(backbones: list[str]) -> dg.AssetsDefinition:
         fingerprint = data_version(REPORT_VERSION, config, image_arrays.fingerprint, ensemble.fingerprint,
                                    {k: v.fingerprint for k, v in sorted(trained.items())})
         labels = image_arrays.labels("test")
-        buckets = {name: trained[name].predictions("test") for name in classifiers}
+        buckets = {name: trained[name].predictions("test") for name in bucket_models}
         predictions = {name: trained[name].predictions("test")["age"].to_numpy() for name in models}
         predictions["ensemble"] = ensemble.predictions("test")["age"].to_numpy()
         report = {
             "dataset": {"test_images": len(labels), "target": ensemble.info()["target"],
                         "has_apparent_age": has_votes(labels)},
             "regressors": {name: regressor_metrics(pred, labels) for name, pred in predictions.items()},
-            "classifiers": {name: classifier_metrics(table["bucket"].to_numpy(), labels)
-                            for name, table in buckets.items()},
+            "classifiers": {name: classifier_metrics(buckets[name]["bucket"].to_numpy(), labels)
+                            for name in classifiers},
         }
         if len(classifiers) > 1:
-            averaged = np.mean([table[PROBABILITIES].to_numpy() for table in buckets.values()], axis=0)
+            averaged = np.mean([buckets[name][PROBABILITIES].to_numpy() for name in classifiers], axis=0)
             report["classifiers"]["classifiers_averaged"] = classifier_metrics(averaged.argmax(axis=1), labels)
+        report["classifiers"]["bucket_ensemble"] = classifier_metrics(buckets["bucket_ensemble"]["bucket"].to_numpy(),
+                                                                      labels)
         markdown = markdown_report(report)
         truth = labels["real_age"].to_numpy()
 

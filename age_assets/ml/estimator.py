@@ -28,6 +28,7 @@ class EstimatorSpec:
     train_last: int = 0
     fit: FitSpec = field(default_factory=FitSpec)
     classes: int = 0  # 0: a regressor in years; else a softmax over this many buckets
+    mirror_average: bool = False  # predict each evaluated image and its mirror image, and average
 
 
 @dataclass(frozen=True)
@@ -47,16 +48,19 @@ class Trained:
     boundary: list[str]
 
 
-def _features(split: Split, spec: EstimatorSpec, stack: Stack, name: str, cache: Path, log: Log) -> list[np.ndarray]:
-    key = fingerprint(spec.backbone, spec.weights, spec.image_size, split.boundary, stack.fingerprint, name)
+def _features(split: Split, spec: EstimatorSpec, stack: Stack, name: str, cache: Path, log: Log,
+              mirrored: bool = False) -> list[np.ndarray]:
+    key = fingerprint(spec.backbone, spec.weights, spec.image_size, split.boundary, stack.fingerprint, name,
+                      *(["mirrored"] if mirrored else []))
+    what = f"{'mirrored ' if mirrored else ''}{name}"
 
     def build(folder: Path) -> None:
-        log(f"computing {spec.backbone} features at {split.boundary} for {len(stack.targets)} {name} images")
+        log(f"computing {spec.backbone} features at {split.boundary} for {len(stack.targets)} {what} images")
         save_features(folder, name, extract_features(split.front, get_backbone(spec.backbone).preprocess_input,
-                                                     stack.images))
+                                                     stack.images, mirrored=mirrored))
 
     if build_once(cache / key, build):
-        log(f"reusing cached {spec.backbone} features for {name}")
+        log(f"reusing cached {spec.backbone} features for {what}")
     return load_features(cache / key, name)
 
 
@@ -73,7 +77,9 @@ def train_estimator(
     With a frozen part in front of the trainable layers, that part runs once per image (cached
     under ``cache``, shared by every model with the same backbone, boundary and images) and only
     the rest trains, epoch after epoch, on the cached outputs. With every layer training, batches
-    stream from the image stacks instead.
+    stream from the image stacks instead. With ``spec.mirror_average`` each evaluated image is
+    predicted as it is and mirrored left to right, and the two outputs averaged (faces are close to
+    symmetric, so the mirror is a second look at the same face).
     """
     model = build_model(spec.backbone, spec.image_size, spec.weights, spec.head, spec.train_last, spec.classes)
     split = split_at_frozen_boundary(model)
@@ -84,17 +90,31 @@ def train_estimator(
              for name, s in {"train": train, "valid": valid, **evaluate}.items()}
         history = fit(split.tail, (x["train"], train.targets), (x["valid"], valid.targets), spec.fit, metric, on_epoch)
         predictions = {name: split.tail.predict(x[name], batch_size=256, verbose=0) for name in evaluate}
+        if spec.mirror_average:
+            for name, s in evaluate.items():
+                mirrored = _one_or_many(_features(split, spec, s, name, cache, log, mirrored=True))
+                predictions[name] = (predictions[name] + split.tail.predict(mirrored, batch_size=256, verbose=0)) / 2
     else:
         batches = ImageBatches(train.images, train.targets, preprocess, spec.fit.batch_size, True, spec.fit.seed)
         checks = ImageBatches(valid.images, valid.targets, preprocess, spec.fit.batch_size, False)
         history = fit(model, (batches, None), (checks, None), spec.fit, metric, on_epoch)
-        predictions = {name: predict_stack(model, preprocess, s.images) for name, s in evaluate.items()}
+        predictions = {name: predict_stack(model, preprocess, s.images, mirror_average=spec.mirror_average)
+                       for name, s in evaluate.items()}
     if not spec.classes:
         predictions = {name: p.reshape(-1) for name, p in predictions.items()}
     return Trained(model, history, predictions, split.boundary)
 
 
+def predict_images(model: keras.Model, preprocess: Callable[[np.ndarray], np.ndarray], images: np.ndarray,
+                   mirror_average: bool = False) -> np.ndarray:
+    """A full model's outputs for a batch of uint8 images, averaged with its mirror images' if asked."""
+    outputs = model.predict_on_batch(model_input(images, preprocess))
+    if mirror_average:
+        outputs = (outputs + model.predict_on_batch(model_input(images, preprocess, mirrored=True))) / 2
+    return outputs
+
+
 def predict_stack(model: keras.Model, preprocess: Callable[[np.ndarray], np.ndarray], images: Path,
-                  batch: int = 64) -> np.ndarray:
+                  batch: int = 64, mirror_average: bool = False) -> np.ndarray:
     """A full model's outputs for every image of a stack, read block by block."""
-    return np.concatenate([model.predict_on_batch(model_input(b, preprocess)) for b in iter_blocks(images, batch)])
+    return np.concatenate([predict_images(model, preprocess, b, mirror_average) for b in iter_blocks(images, batch)])

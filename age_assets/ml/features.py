@@ -13,12 +13,13 @@ from age_assets.ml.npy import iter_blocks, stack_length
 Preprocess = Callable[[np.ndarray], np.ndarray]
 
 
-def model_input(images: np.ndarray, preprocess: Preprocess) -> np.ndarray:
-    """uint8 images as the float input a backbone's weights expect."""
-    return preprocess(images.astype(np.float32))
+def model_input(images: np.ndarray, preprocess: Preprocess, mirrored: bool = False) -> np.ndarray:
+    """uint8 images (NHWC) as the float input a backbone's weights expect, left-right mirrored if asked."""
+    return preprocess((images[:, :, ::-1] if mirrored else images).astype(np.float32))
 
 
-def extract_features(front: keras.Model, preprocess: Preprocess, images: Path, batch: int = 64) -> list[np.ndarray]:
+def extract_features(front: keras.Model, preprocess: Preprocess, images: Path, batch: int = 64,
+                     mirrored: bool = False) -> list[np.ndarray]:
     """The front's outputs for every image of a stack, as float16 arrays (one per boundary tensor).
 
     float16 halves the cache and is ample for activations that feed a few trainable layers.
@@ -29,7 +30,7 @@ def extract_features(front: keras.Model, preprocess: Preprocess, images: Path, b
     outputs: list[np.ndarray] = []
     start = 0
     for block in iter_blocks(images, batch):
-        parts = keras.tree.flatten(front.predict_on_batch(model_input(block, preprocess)))
+        parts = keras.tree.flatten(front.predict_on_batch(model_input(block, preprocess, mirrored)))
         if not outputs:
             outputs = [np.empty((n, *p.shape[1:]), dtype=np.float16) for p in parts]
         for out, part in zip(outputs, parts):

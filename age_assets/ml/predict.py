@@ -10,7 +10,7 @@ import numpy as np
 
 from age_assets.ml.backbones import get_backbone
 from age_assets.ml.ensemble import combine
-from age_assets.ml.features import model_input
+from age_assets.ml.estimator import predict_images
 
 
 class ModelLoadError(RuntimeError):
@@ -36,14 +36,14 @@ class EnsemblePredictor:
             raise ModelLoadError(f"{info_path}: no ensemble description here")
         self.info = json.loads(info_path.read_text())
         self.image_size: int = self.info["image_size"]
-        self.members = [(get_backbone(m["backbone"]).preprocess_input, load_model(self.folder / m["model"]))
-                        for m in self.info["members"]]
+        self.members = [(get_backbone(m["backbone"]).preprocess_input, load_model(self.folder / m["model"]),
+                         bool(m.get("mirror_average", False))) for m in self.info["members"]]
         self.weights = np.array([m["weight"] for m in self.info["members"]])
 
     def predict(self, images: np.ndarray, batch: int = 64) -> np.ndarray:
         columns = []
-        for preprocess, model in self.members:
-            outputs = [model.predict_on_batch(model_input(images[i:i + batch], preprocess))
+        for preprocess, model, mirror_average in self.members:
+            outputs = [predict_images(model, preprocess, images[i:i + batch], mirror_average)
                        for i in range(0, len(images), batch)]
             columns.append(np.concatenate(outputs).reshape(-1))
         return combine(np.column_stack(columns), self.weights)
