@@ -38,7 +38,10 @@ def ensemble_folder(data_dir: Path) -> Path:
 
 
 def predict(args: argparse.Namespace) -> int:
-    from age_assets.ml.predict import EnsemblePredictor, ModelLoadError  # keras loads only for this command
+    from age_assets.ml.predict import (  # keras loads only for this command
+        EnsemblePredictor,
+        ModelLoadError,
+    )
 
     try:
         predictor = EnsemblePredictor(Path(args.ensemble) if args.ensemble else ensemble_folder(Path(args.data_dir)))
