@@ -38,10 +38,7 @@ def ensemble_folder(data_dir: Path) -> Path:
 
 
 def predict(args: argparse.Namespace) -> int:
-    from age_assets.ml.predict import (  # keras loads only for this command
-        EnsemblePredictor,
-        ModelLoadError,
-    )
+    from age_assets.ml.predict import EnsemblePredictor, ModelLoadError  # keras loads only for this command
 
     try:
         predictor = EnsemblePredictor(Path(args.ensemble) if args.ensemble else ensemble_folder(Path(args.data_dir)))

@@ -12,13 +12,9 @@ from age_assets.assets.checks import image_arrays_are_sound, model_check
 from age_assets.assets.dataset import augmented_train, image_arrays, raw_dataset
 from age_assets.assets.models import classifier_asset, ensemble_asset, model_asset
 from age_assets.assets.report import report_asset
-from age_assets.automation import (
-    DEFAULT_RETRAIN_CRON,
-    raw_data_changed,
-    retraining_schedule,
-)
 from age_assets.io_managers import ArtifactIOManager
 from age_assets.ml.backbones import get_backbone
+from age_assets.automation import DEFAULT_RETRAIN_CRON, raw_data_changed, retraining_schedule
 from age_assets.resources import Accelerator, BackboneWeights, DatasetSource, Storage
 
 DEFAULT_BACKBONES = "mobilenet_v3_small,nasnet_mobile"

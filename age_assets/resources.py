@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
+import pandas as pd
 
 from age_assets.datasets.appa_real import OFFICIAL_CHECKSUM, OFFICIAL_URL
 from age_assets.datasets.download import Progress

@@ -1,12 +1,7 @@
 import numpy as np
 import pytest
 
-from age_assets.ml.bucket_stacking import (
-    all_buckets,
-    bucket_stacker,
-    cross_validated_accuracy,
-    stacking_inputs,
-)
+from age_assets.ml.bucket_stacking import all_buckets, bucket_stacker, cross_validated_accuracy, stacking_inputs
 from age_assets.ml.buckets import BUCKET_LABELS, age_to_bucket
 
 

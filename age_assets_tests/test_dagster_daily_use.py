@@ -13,10 +13,7 @@ import pytest
 from dagster._utils.test.data_versions import get_stale_status_resolver
 
 from age_assets.artifacts import TrainedModel
-from age_assets.assets.checks import (
-    classifier_against_baseline,
-    regressor_against_baseline,
-)
+from age_assets.assets.checks import classifier_against_baseline, regressor_against_baseline
 from age_assets.assets.dataset import ImageArraysConfig, image_arrays
 from age_assets.assets.versioning import code_version
 from age_assets.definitions import build_defs
@@ -231,11 +228,7 @@ def test_executor_is_chosen_by_environment(tmp_path: Path) -> None:
 
 
 def test_training_steps_request_one_gpu_from_kubernetes(defs: dg.Definitions) -> None:
-    from dagster_k8s.job import (
-        DagsterK8sJobConfig,
-        construct_dagster_k8s_job,
-        get_user_defined_k8s_config,
-    )
+    from dagster_k8s.job import DagsterK8sJobConfig, construct_dagster_k8s_job, get_user_defined_k8s_config
 
     graph = defs.get_repository_def().asset_graph
     for name in ("model_mobilenet_v3_small", "classifier_mobilenet_v3_small", "image_arrays"):

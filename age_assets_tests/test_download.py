@@ -11,12 +11,7 @@ from pathlib import Path
 import pytest
 
 from age_assets.datasets.download import DownloadError, download
-from age_assets.datasets.sources import (
-    DatasetUnavailable,
-    Download,
-    SourceSpec,
-    read_source,
-)
+from age_assets.datasets.sources import DatasetUnavailable, Download, SourceSpec, read_source
 
 
 @dataclass

@@ -2,12 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from age_assets.datasets.utkface import (
-    SPLIT_RATIOS,
-    age_from_name,
-    read_utkface,
-    split_of,
-)
+from age_assets.datasets.utkface import SPLIT_RATIOS, age_from_name, read_utkface, split_of
 from age_assets_tests.conftest import synthetic_face, write_utkface
 
 

@@ -11,12 +11,7 @@ import pandas as pd
 
 from age_assets.artifacts import Ensemble, ImageSet, TrainedModel
 from age_assets.assets.versioning import VersionedConfig, code_version, data_version
-from age_assets.ml.bucket_stacking import (
-    all_buckets,
-    bucket_stacker,
-    cross_validated_accuracy,
-    stacking_inputs,
-)
+from age_assets.ml.bucket_stacking import all_buckets, bucket_stacker, cross_validated_accuracy, stacking_inputs
 from age_assets.ml.buckets import BUCKET_LABELS, age_to_bucket
 from age_assets.resources import Storage
 from age_assets.storage import build_once

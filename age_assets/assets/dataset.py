@@ -5,18 +5,12 @@ from pathlib import Path
 from typing import Literal
 
 import dagster as dg
+from pydantic import Field
 import numpy as np
 import pandas as pd
-from pydantic import Field
 
 from age_assets.artifacts import ImageSet, Manifest
-from age_assets.assets.metadata import (
-    check_skipped_share,
-    peak_rss_mb,
-    png,
-    progress_logger,
-    skipped_table,
-)
+from age_assets.assets.metadata import check_skipped_share, peak_rss_mb, png, progress_logger, skipped_table
 from age_assets.assets.versioning import VersionedConfig, code_version, data_version
 from age_assets.datasets.manifest import SPLITS, Skip, file_stats
 from age_assets.ml.augment import augment_stack

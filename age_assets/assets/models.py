@@ -4,8 +4,8 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
+from collections.abc import Callable
 from typing import Literal
 
 import dagster as dg

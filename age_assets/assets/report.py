@@ -11,12 +11,7 @@ from age_assets.artifacts import Ensemble, ImageSet, TrainedModel
 from age_assets.assets.metadata import png
 from age_assets.assets.versioning import VersionedConfig, code_version, data_version
 from age_assets.ml.buckets import BUCKET_LABELS
-from age_assets.ml.evaluation import (
-    classifier_metrics,
-    has_votes,
-    markdown_report,
-    regressor_metrics,
-)
+from age_assets.ml.evaluation import classifier_metrics, has_votes, markdown_report, regressor_metrics
 from age_assets.plots import error_distribution, predicted_vs_true
 from age_assets.resources import Storage
 from age_assets.storage import atomic_write_text, build_once

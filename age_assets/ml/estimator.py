@@ -10,12 +10,7 @@ import keras
 import numpy as np
 
 from age_assets.ml.backbones import get_backbone
-from age_assets.ml.features import (
-    extract_features,
-    load_features,
-    model_input,
-    save_features,
-)
+from age_assets.ml.features import extract_features, load_features, model_input, save_features
 from age_assets.ml.models import HeadSpec, Split, build_model, split_at_frozen_boundary
 from age_assets.ml.npy import iter_blocks
 from age_assets.ml.training import FitSpec, ImageBatches, fit

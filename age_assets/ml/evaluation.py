@@ -6,13 +6,7 @@ import numpy as np
 import pandas as pd
 
 from age_assets.ml.buckets import BUCKET_LABELS, age_to_bucket
-from age_assets.ml.metrics import (
-    bucket_scores,
-    cumulative_score,
-    epsilon_error,
-    mae,
-    mae_per_bucket,
-)
+from age_assets.ml.metrics import bucket_scores, cumulative_score, epsilon_error, mae, mae_per_bucket
 
 STUDY = {
     "validation MAE, MobileNetV3Small (years)": 7.0,

@@ -14,6 +14,7 @@ from age_assets.datasets.manifest import Skip
 from age_assets.ml.npy import StackWriter
 from age_assets.ml.parallel import ordered_map
 
+
 ORIENTATION = 0x0112
 """The EXIF tag saying how to turn the stored pixels upright; 1 (or none) means they are."""
 
