@@ -12,7 +12,7 @@ from age_assets.ml.features import model_input
 from age_assets.ml.metrics import mae
 from age_assets.ml.models import HeadSpec, build_model, split_at_frozen_boundary
 from age_assets.ml.npy import StackWriter
-from age_assets.ml.training import FitSpec, TrainingDiverged, fit
+from age_assets.ml.training import FitSpec, StackBatches, TrainingDiverged, fit
 from age_assets.ml.weights import weights_source
 from age_assets_tests.conftest import SHARED_WEIGHTS, synthetic_face
 
@@ -105,3 +105,21 @@ def test_nan_loss_stops_training_with_a_clear_error() -> None:
     x[5, 2] = np.nan
     with pytest.raises(TrainingDiverged, match=r"training loss became nan at epoch 1; try a lower learning rate"):
         fit(model, (x, np.ones(64)), (np.ones((8, 4)), np.ones(8)), FitSpec(epochs=5), "mae")
+
+
+def test_stack_batches_cover_each_row_once_per_epoch_with_its_target(tmp_path: Path) -> None:
+    rows = np.arange(50)
+    for i in range(2):
+        np.save(tmp_path / f"train_{i}.npy", np.broadcast_to((rows * 10 + i)[:, None], (50, 3)).astype(np.float16))
+    batches = StackBatches([tmp_path / "train_0.npy", tmp_path / "train_1.npy"], rows * 100, 8, shuffle=True)
+    epochs = []
+    for _ in range(2):
+        seen = []
+        for index in range(len(batches)):
+            (first, second), targets = batches[index]
+            assert (first[:, 0] == targets // 10).all() and (second[:, 0] == first[:, 0] + 1).all()
+            seen += list(targets // 100)
+        batches.on_epoch_end()
+        assert sorted(seen) == list(rows)
+        epochs.append(seen)
+    assert epochs[0] != epochs[1], "reshuffled between epochs"

@@ -10,10 +10,10 @@ import keras
 import numpy as np
 
 from age_assets.ml.backbones import get_backbone
-from age_assets.ml.features import extract_features, load_features, model_input, save_features
+from age_assets.ml.features import extract_features, feature_files, model_input, save_features
 from age_assets.ml.models import HeadSpec, Split, build_model, split_at_frozen_boundary
 from age_assets.ml.npy import iter_blocks
-from age_assets.ml.training import FitSpec, ImageBatches, fit
+from age_assets.ml.training import FitSpec, StackBatches, fit, image_batches
 from age_assets.storage import build_once, fingerprint
 
 Log = Callable[[str], None]
@@ -49,7 +49,7 @@ class Trained:
 
 
 def _features(split: Split, spec: EstimatorSpec, stack: Stack, name: str, cache: Path, log: Log,
-              mirrored: bool = False) -> list[np.ndarray]:
+              mirrored: bool = False) -> list[Path]:
     key = fingerprint(spec.backbone, spec.weights, spec.image_size, split.boundary, stack.fingerprint, name,
                       *(["mirrored"] if mirrored else []))
     what = f"{'mirrored ' if mirrored else ''}{name}"
@@ -61,10 +61,12 @@ def _features(split: Split, spec: EstimatorSpec, stack: Stack, name: str, cache:
 
     if build_once(cache / key, build):
         log(f"reusing cached {spec.backbone} features for {what}")
-    return load_features(cache / key, name)
+    return feature_files(cache / key, name)
 
 
-def _one_or_many(parts: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
+def _loaded(files: list[Path]) -> np.ndarray | list[np.ndarray]:
+    """The tail's input for a (small) evaluated split: one array, or a list for several tensors."""
+    parts = [np.load(f) for f in files]
     return parts[0] if len(parts) == 1 else parts
 
 
@@ -76,8 +78,8 @@ def train_estimator(
 
     With a frozen part in front of the trainable layers, that part runs once per image (cached
     under ``cache``, shared by every model with the same backbone, boundary and images) and only
-    the rest trains, epoch after epoch, on the cached outputs. With every layer training, batches
-    stream from the image stacks instead. With ``spec.mirror_average`` each evaluated image is
+    the rest trains, epoch after epoch, on the cached outputs, read batch by batch from disk. With
+    every layer training, batches stream from the image stacks instead. With ``spec.mirror_average`` each evaluated image is
     predicted as it is and mirrored left to right, and the two outputs averaged (faces are close to
     symmetric, so the mirror is a second look at the same face).
     """
@@ -86,17 +88,19 @@ def train_estimator(
     metric = "accuracy" if spec.classes else "mae"
     preprocess = get_backbone(spec.backbone).preprocess_input
     if split.front is not None:
-        x = {name: _one_or_many(_features(split, spec, s, name, cache, log))
-             for name, s in {"train": train, "valid": valid, **evaluate}.items()}
-        history = fit(split.tail, (x["train"], train.targets), (x["valid"], valid.targets), spec.fit, metric, on_epoch)
-        predictions = {name: split.tail.predict(x[name], batch_size=256, verbose=0) for name in evaluate}
+        files = {name: _features(split, spec, s, name, cache, log)
+                 for name, s in {"train": train, "valid": valid, **evaluate}.items()}
+        batches = StackBatches(files["train"], train.targets, spec.fit.batch_size, True, spec.fit.seed)
+        history = fit(split.tail, (batches, None), (_loaded(files["valid"]), valid.targets), spec.fit, metric,
+                      on_epoch)
+        predictions = {name: split.tail.predict(_loaded(files[name]), batch_size=256, verbose=0) for name in evaluate}
         if spec.mirror_average:
             for name, s in evaluate.items():
-                mirrored = _one_or_many(_features(split, spec, s, name, cache, log, mirrored=True))
+                mirrored = _loaded(_features(split, spec, s, name, cache, log, mirrored=True))
                 predictions[name] = (predictions[name] + split.tail.predict(mirrored, batch_size=256, verbose=0)) / 2
     else:
-        batches = ImageBatches(train.images, train.targets, preprocess, spec.fit.batch_size, True, spec.fit.seed)
-        checks = ImageBatches(valid.images, valid.targets, preprocess, spec.fit.batch_size, False)
+        batches = image_batches(train.images, train.targets, preprocess, spec.fit.batch_size, True, spec.fit.seed)
+        checks = image_batches(valid.images, valid.targets, preprocess, spec.fit.batch_size, False)
         history = fit(model, (batches, None), (checks, None), spec.fit, metric, on_epoch)
         predictions = {name: predict_stack(model, preprocess, s.images, mirror_average=spec.mirror_average)
                        for name, s in evaluate.items()}

@@ -44,5 +44,6 @@ def save_features(folder: Path, split: str, features: list[np.ndarray]) -> None:
         np.save(folder / f"{split}_{i}.npy", array)
 
 
-def load_features(folder: Path, split: str) -> list[np.ndarray]:
-    return [np.load(p) for p in sorted(folder.glob(f"{split}_*.npy"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))]
+def feature_files(folder: Path, split: str) -> list[Path]:
+    """The split's feature stacks in ``folder``, in the order of the boundary tensors."""
+    return sorted(folder.glob(f"{split}_*.npy"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))

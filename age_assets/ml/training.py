@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -28,13 +29,19 @@ class TrainingDiverged(FloatingPointError):
     """The loss became NaN or infinite."""
 
 
-class ImageBatches(keras.utils.PyDataset):
-    """Shuffled batches from a uint8 ``.npy`` stack, read in worker threads ahead of training."""
+class StackBatches(keras.utils.PyDataset):
+    """Shuffled batches of rows from ``.npy`` stacks on disk (one stack per model input), read in
+    worker threads ahead of training.
 
-    def __init__(self, images: Path, targets: np.ndarray, preprocess: Preprocess, batch_size: int,
-                 shuffle: bool, seed: int = 0, workers: int = 2):
+    Each batch maps its files anew and reads just its rows, so resident memory holds a few batches
+    however large the stacks grow (a fourfold augmented training split's features, say).
+    ``transform`` turns the rows read (one array, or a tuple for several stacks) into model input.
+    """
+
+    def __init__(self, stacks: list[Path], targets: np.ndarray, batch_size: int, shuffle: bool, seed: int = 0,
+                 transform: Callable[[Any], Any] | None = None, workers: int = 2):
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=8)
-        self.images, self.targets, self.preprocess = images, targets, preprocess
+        self.stacks, self.targets, self.transform = list(stacks), targets, transform
         self.batch_size, self.shuffle = batch_size, shuffle
         self.rng = np.random.default_rng(seed)
         self.order = self.rng.permutation(len(targets)) if shuffle else np.arange(len(targets))
@@ -42,16 +49,25 @@ class ImageBatches(keras.utils.PyDataset):
     def __len__(self) -> int:
         return math.ceil(len(self.targets) / self.batch_size)
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+    def __getitem__(self, index: int) -> tuple[Any, np.ndarray]:
         rows = np.sort(self.order[index * self.batch_size:(index + 1) * self.batch_size])
-        stack = np.load(self.images, mmap_mode="r")
-        batch = np.asarray(stack[rows])
-        del stack
-        return model_input(batch, self.preprocess), self.targets[rows]
+        parts = []
+        for path in self.stacks:
+            stack = np.load(path, mmap_mode="r")
+            parts.append(np.asarray(stack[rows]))
+            del stack
+        x = parts[0] if len(parts) == 1 else tuple(parts)
+        return (self.transform(x) if self.transform else x), self.targets[rows]
 
     def on_epoch_end(self) -> None:
         if self.shuffle:
             self.order = self.rng.permutation(len(self.targets))
+
+
+def image_batches(images: Path, targets: np.ndarray, preprocess: Preprocess, batch_size: int, shuffle: bool,
+                  seed: int = 0) -> StackBatches:
+    """Batches of a uint8 image stack as the float input a backbone expects."""
+    return StackBatches([images], targets, batch_size, shuffle, seed, lambda x: model_input(x, preprocess))
 
 
 def _optimizer(spec: FitSpec) -> keras.optimizers.Optimizer:
