@@ -13,7 +13,7 @@ export AGE_ASSETS_WEIGHTS_DIR=../shared/weights
 export DAGSTER_HOME=$(realpath -m "$AGE_ASSETS_DATA_DIR")/dagster
 mkdir -p "$DAGSTER_HOME" && cp -n data/dagster/dagster.yaml "$DAGSTER_HOME/" 2>/dev/null || true
 assets="raw_dataset image_arrays augmented_train model_mobilenet_v3_small model_mobilenet_v2
-  classifier_mobilenet_v3_small classifier_mobilenet_v2 ensemble evaluation_report"
+  classifier_mobilenet_v3_small classifier_mobilenet_v2 ensemble bucket_ensemble evaluation_report"
 
 materialize() {
   local started=$(date +%s)
