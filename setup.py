@@ -17,6 +17,7 @@ setup(
         "opencv-python-headless>=4.9,<6",
         "scikit-learn>=1.5,<2",
         "joblib>=1.3",
+        "simplejpeg>=1.7",
         "matplotlib>=3.8,<4",
     ],
     entry_points={"console_scripts": ["age-assets=age_assets.cli:main"]},

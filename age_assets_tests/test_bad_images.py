@@ -143,3 +143,27 @@ def test_a_folder_of_every_case_lists_exactly_the_unreadable_ones(materialize: M
     assert not failed.success
     message = failed.get_step_failure_events()[0].step_failure_data.error.message
     assert all(name in message for name in bad)
+
+
+def test_plain_jpegs_skip_pillow_and_decode_to_the_same_pixels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    face = synthetic_face(40, 96, seed=3)
+    for name, image in (("colour.jpg", face), ("grey.jpg", face.convert("L"))):
+        (tmp_path / name).write_bytes(_jpeg(image))
+    with monkeypatch.context() as patch:
+        patch.setattr("age_assets.ml.images._plain_jpeg", lambda data, size: None)
+        through_pillow = {name: try_load_rgb(str(tmp_path / name), 80) for name in ("colour.jpg", "grey.jpg")}
+
+    def no_pillow(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Pillow was asked to open a plain JPEG")
+
+    monkeypatch.setattr("age_assets.ml.images.Image.open", no_pillow)
+    for name, expected in through_pillow.items():
+        assert np.abs(try_load_rgb(str(tmp_path / name), 80).astype(int) - expected).max() <= 1, name
+
+
+def test_a_jpeg_over_the_decompression_bomb_limit_is_still_refused(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "large.jpg").write_bytes(_jpeg(synthetic_face(40, 96, seed=4)))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 96 * 96 // 4)
+    result = try_load_rgb(str(tmp_path / "large.jpg"), 32)
+    assert isinstance(result, Skip) and "decompression bomb" in result.reason

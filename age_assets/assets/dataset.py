@@ -49,7 +49,7 @@ class AugmentedTrainConfig(VersionedConfig):
 
 
 RAW_DATASET_VERSION = code_version("1", RawDatasetConfig)
-IMAGE_ARRAYS_VERSION = code_version("2", ImageArraysConfig)
+IMAGE_ARRAYS_VERSION = code_version("3", ImageArraysConfig)
 AUGMENTED_TRAIN_VERSION = code_version("1", AugmentedTrainConfig)
 
 

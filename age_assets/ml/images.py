@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
+import simplejpeg
 from PIL import Image, ImageOps
 
 from age_assets.datasets.manifest import Skip
@@ -17,6 +19,8 @@ from age_assets.ml.parallel import ordered_map
 
 ORIENTATION = 0x0112
 """The EXIF tag saying how to turn the stored pixels upright; 1 (or none) means they are."""
+EXIF_HEADER = b"Exif\x00\x00"
+"""How an Exif segment begins; a JPEG without one has no orientation to apply."""
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -30,19 +34,39 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
+def _plain_jpeg(data: bytes, size: int) -> np.ndarray | None:
+    """The common case, decoded by libjpeg-turbo straight into an array (simplejpeg): a YCbCr or
+    greyscale JPEG without an Exif segment, within Pillow's decompression-bomb limit. None for
+    anything else, which Pillow then reads (or rejects with its reason)."""
+    if not simplejpeg.is_jpeg(data) or EXIF_HEADER in data:
+        return None
+    try:
+        height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
+        if colorspace not in ("YCbCr", "Gray") or height * width > (Image.MAX_IMAGE_PIXELS or np.inf):
+            return None
+        return simplejpeg.decode_jpeg(data, colorspace="RGB", min_height=size, min_width=size)
+    except ValueError:  # damaged or unusual: Pillow decides
+        return None
+
+
 def load_rgb(path: str | Path, size: int) -> np.ndarray:
     """An image as uint8 RGB [size, size, 3], upright per its EXIF orientation.
 
-    Pillow decodes (every format and mode, EXIF, its decompression-bomb limit); JPEGs at the
-    smallest DCT scale still at least ``size`` (draft mode), which makes large photos several times
-    cheaper to read. OpenCV resizes, about four times faster than Pillow: area averaging when
-    shrinking, bilinear when enlarging. The image becomes a square without keeping its aspect
-    ratio, as face crops are close to square already.
+    Plain JPEGs (nearly every face crop) go straight to libjpeg-turbo, skipping Pillow's image
+    objects: a third less time per face. Pillow decodes everything else (every format and mode,
+    EXIF orientation, its decompression-bomb limit). Both decode JPEGs at the smallest DCT scale
+    still at least ``size``, which makes large photos several times cheaper to read. OpenCV
+    resizes, about four times faster than Pillow: area averaging when shrinking, bilinear when
+    enlarging. The image becomes a square without keeping its aspect ratio, as face crops are
+    close to square already.
     """
-    with Image.open(path) as image:
-        image.draft("RGB", (size, size))
-        upright = ImageOps.exif_transpose(image) if image.getexif().get(ORIENTATION, 1) != 1 else image
-        pixels = np.asarray(_to_rgb(upright))
+    data = Path(path).read_bytes()
+    pixels = _plain_jpeg(data, size)
+    if pixels is None:
+        with Image.open(io.BytesIO(data)) as image:
+            image.draft("RGB", (size, size))
+            upright = ImageOps.exif_transpose(image) if image.getexif().get(ORIENTATION, 1) != 1 else image
+            pixels = np.asarray(_to_rgb(upright))
     if pixels.shape[:2] == (size, size):
         return pixels
     shrinking = pixels.shape[0] * pixels.shape[1] > size * size
