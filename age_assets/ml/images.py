@@ -34,6 +34,14 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
+def _draft_scale(height: int, width: int, size: int) -> int:
+    """The DCT scale Pillow's draft mode picks: the largest of 8, 4, 2, 1 keeping both sides at least
+    ``size``. libjpeg-turbo could also scale by 7/8, 3/4 and so on; keeping to Pillow's choices
+    gives the same pixels whichever decoder reads a file."""
+    fits = min(height // size, width // size)
+    return next(scale for scale in (8, 4, 2, 1) if fits >= scale or scale == 1)
+
+
 def _plain_jpeg(data: bytes, size: int) -> np.ndarray | None:
     """The common case, decoded by libjpeg-turbo straight into an array (simplejpeg): a YCbCr or
     greyscale JPEG without an Exif segment, within Pillow's decompression-bomb limit. None for
@@ -44,7 +52,9 @@ def _plain_jpeg(data: bytes, size: int) -> np.ndarray | None:
         height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
         if colorspace not in ("YCbCr", "Gray") or height * width > (Image.MAX_IMAGE_PIXELS or np.inf):
             return None
-        return simplejpeg.decode_jpeg(data, colorspace="RGB", min_height=size, min_width=size)
+        scale = _draft_scale(height, width, size)
+        return simplejpeg.decode_jpeg(data, colorspace="RGB", min_height=-(-height // scale),
+                                      min_width=-(-width // scale))
     except ValueError:  # damaged or unusual: Pillow decides
         return None
 
