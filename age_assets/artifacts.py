@@ -13,6 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from age_assets.ml.buckets import BUCKET_LABELS
+
+PROBABILITY_COLUMNS = [f"p_{label}" for label in BUCKET_LABELS]
+"""Bucket probabilities in a classifier's ``predictions.csv``, beside its ``bucket``."""
+
 
 @dataclass(frozen=True)
 class Manifest:
@@ -45,6 +50,21 @@ class ImageSet:
 
     def labels(self, split: str) -> pd.DataFrame:
         return pd.read_csv(self.folder / f"{split}_labels.csv")
+
+
+def write_predictions(csv: Path, predictions: dict[str, np.ndarray]) -> None:
+    """``predictions.csv``: per split and row, an ``age`` (1-D predictions) or, for [N, buckets]
+    probabilities, the ``bucket`` with the highest and every bucket's probability."""
+    tables = []
+    for split, pred in predictions.items():
+        table = pd.DataFrame({"split": split, "row": np.arange(len(pred))})
+        if pred.ndim == 1:
+            table["age"] = pred
+        else:
+            table["bucket"] = pred.argmax(axis=1)
+            table[PROBABILITY_COLUMNS] = pred
+        tables.append(table)
+    pd.concat(tables).to_csv(csv, index=False)
 
 
 def _split_rows(csv: Path, split: str) -> pd.DataFrame:

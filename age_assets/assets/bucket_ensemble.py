@@ -7,18 +7,14 @@ from pathlib import Path
 import dagster as dg
 import joblib
 import numpy as np
-import pandas as pd
 
-from age_assets.artifacts import Ensemble, ImageSet, TrainedModel
+from age_assets.artifacts import PROBABILITY_COLUMNS, Ensemble, ImageSet, TrainedModel, write_predictions
 from age_assets.assets.versioning import VersionedConfig, code_version, data_version
 from age_assets.ml.bucket_stacking import all_buckets, bucket_stacker, cross_validated_accuracy, stacking_inputs
-from age_assets.ml.buckets import BUCKET_LABELS, age_to_bucket
+from age_assets.assets.models import EVALUATED
+from age_assets.ml.buckets import age_to_bucket
 from age_assets.resources import Storage
 from age_assets.storage import build_once
-
-EVALUATED = ("valid", "test")
-PROBABILITIES = [f"p_{label}" for label in BUCKET_LABELS]
-
 
 class BucketEnsembleConfig(VersionedConfig):
     pass
@@ -45,9 +41,10 @@ def bucket_ensemble_asset(backbones: list[str]) -> dg.AssetsDefinition:
         started = time.perf_counter()
         fingerprint = data_version(BUCKET_ENSEMBLE_VERSION, config, image_arrays.fingerprint, ensemble.fingerprint,
                                    {name: trained[name].fingerprint for name in classifiers})
-        inputs = {split: stacking_inputs(ensemble.predictions(split)["age"].to_numpy(),
-                                         [trained[c].predictions(split)[PROBABILITIES].to_numpy() for c in classifiers])
-                  for split in EVALUATED}
+        ages = {split: ensemble.predictions(split)["age"].to_numpy() for split in EVALUATED}
+        probabilities = {split: [trained[c].predictions(split)[PROBABILITY_COLUMNS].to_numpy() for c in classifiers]
+                         for split in EVALUATED}
+        inputs = {split: stacking_inputs(ages[split], probabilities[split]) for split in EVALUATED}
         truth = age_to_bucket(image_arrays.labels("valid")["real_age"].to_numpy())
         if len(np.unique(truth)) < 2:
             raise dg.Failure(f"the validation split of {image_arrays.folder} holds a single age bucket; "
@@ -56,14 +53,8 @@ def bucket_ensemble_asset(backbones: list[str]) -> dg.AssetsDefinition:
         def build(folder: Path) -> None:
             stacker = bucket_stacker().fit(inputs["valid"], truth)
             joblib.dump(stacker, folder / "stacker.joblib")
-            rows = []
-            for split in EVALUATED:
-                probabilities = all_buckets(stacker, inputs[split])
-                table = pd.DataFrame({"split": split, "row": np.arange(len(probabilities)),
-                                      "bucket": probabilities.argmax(axis=1)})
-                table[PROBABILITIES] = probabilities
-                rows.append(table)
-            pd.concat(rows).to_csv(folder / "predictions.csv", index=False)
+            write_predictions(folder / "predictions.csv",
+                              {split: all_buckets(stacker, inputs[split]) for split in EVALUATED})
             info = {"kind": "bucket_ensemble", "inputs": ["ensemble", *classifiers],
                     "val_accuracy_cross_validated": cross_validated_accuracy(inputs["valid"], truth)}
             (folder / "info.json").write_text(json.dumps(info, indent=1))
@@ -72,11 +63,11 @@ def bucket_ensemble_asset(backbones: list[str]) -> dg.AssetsDefinition:
         reused = build_once(folder, build)
         result = TrainedModel(folder, fingerprint)
         held_out = result.info()["val_accuracy_cross_validated"]
-        averaged = np.mean([trained[c].predictions("valid")[PROBABILITIES].to_numpy() for c in classifiers], axis=0)
+        averaged = np.mean(probabilities["valid"], axis=0)
         return dg.Output(result, data_version=dg.DataVersion(fingerprint), metadata={
             "val_accuracy_cross_validated": held_out if held_out is not None else float("nan"),
             "val_accuracy_classifiers_averaged": float(np.mean(averaged.argmax(axis=1) == truth)),
-            "val_accuracy_ensemble_age": float(np.mean(age_to_bucket(ensemble.predictions("valid")["age"]) == truth)),
+            "val_accuracy_ensemble_age": float(np.mean(age_to_bucket(ages["valid"]) == truth)),
             "duration_s": round(time.perf_counter() - started, 2),
             "reused": reused,
             "fingerprint": fingerprint,

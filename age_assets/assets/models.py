@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from age_assets.artifacts import Ensemble, ImageSet, TrainedModel
+from age_assets.artifacts import Ensemble, ImageSet, TrainedModel, write_predictions
 from age_assets.assets.metadata import peak_rss_mb, png
 from age_assets.assets.versioning import VersionedConfig, code_version, data_version
 from age_assets.ml.buckets import BUCKET_LABELS, age_to_bucket
@@ -159,16 +159,7 @@ def _train_asset(backbone: str, classifier: bool) -> dg.AssetsDefinition:
             trained = train_estimator(spec, train_stack, valid_stack, evaluated, storage.root / "cache" / "features",
                                       context.log.info, on_epoch)
             trained.model.save(folder / "model.keras")
-            rows = []
-            for split, pred in trained.predictions.items():
-                table = pd.DataFrame({"split": split, "row": np.arange(len(pred))})
-                if classifier:
-                    table["bucket"] = pred.argmax(axis=1)
-                    table[[f"p_{label}" for label in BUCKET_LABELS]] = pred
-                else:
-                    table["age"] = pred
-                rows.append(table)
-            pd.concat(rows).to_csv(folder / "predictions.csv", index=False)
+            write_predictions(folder / "predictions.csv", trained.predictions)
             scores = trained.history[f"val_{metric}"]
             best = int(np.argmin(scores) if metric == "mae" else np.argmax(scores))
             info = {"backbone": backbone, "kind": kind, "image_size": image_size, "target": column,
@@ -261,8 +252,7 @@ def ensemble_asset(backbones: list[str]) -> dg.AssetsDefinition:
                                 for m, b, w in zip(members, backbones, weights)],
                     "image_size": models[members[0]].info()["image_size"], "target": column, **scores}
             (folder / "ensemble.json").write_text(json.dumps(info, indent=1))
-            pd.concat([pd.DataFrame({"split": s, "row": np.arange(len(truth[s])), "age": combine(preds[s], weights)})
-                       for s in EVALUATED]).to_csv(folder / "predictions.csv", index=False)
+            write_predictions(folder / "predictions.csv", {s: combine(preds[s], weights) for s in EVALUATED})
 
         folder = storage.artifact("ensemble", fingerprint)
         reused = build_once(folder, build)

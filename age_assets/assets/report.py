@@ -7,10 +7,9 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 
-from age_assets.artifacts import Ensemble, ImageSet, TrainedModel
+from age_assets.artifacts import PROBABILITY_COLUMNS, Ensemble, ImageSet, TrainedModel
 from age_assets.assets.metadata import png
 from age_assets.assets.versioning import VersionedConfig, code_version, data_version
-from age_assets.ml.buckets import BUCKET_LABELS
 from age_assets.ml.evaluation import classifier_metrics, has_votes, markdown_report, regressor_metrics
 from age_assets.plots import error_distribution, predicted_vs_true
 from age_assets.resources import Storage
@@ -22,7 +21,6 @@ class ReportConfig(VersionedConfig):
 
 
 REPORT_VERSION = code_version("3", ReportConfig)
-PROBABILITIES = [f"p_{label}" for label in BUCKET_LABELS]
 
 
 def report_asset(backbones: list[str]) -> dg.AssetsDefinition:
@@ -57,7 +55,7 @@ def report_asset(backbones: list[str]) -> dg.AssetsDefinition:
                             for name in classifiers},
         }
         if len(classifiers) > 1:
-            averaged = np.mean([buckets[name][PROBABILITIES].to_numpy() for name in classifiers], axis=0)
+            averaged = np.mean([buckets[name][PROBABILITY_COLUMNS].to_numpy() for name in classifiers], axis=0)
             report["classifiers"]["classifiers_averaged"] = classifier_metrics(averaged.argmax(axis=1), labels)
         report["classifiers"]["bucket_ensemble"] = classifier_metrics(buckets["bucket_ensemble"]["bucket"].to_numpy(),
                                                                       labels)

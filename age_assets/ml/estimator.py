@@ -79,9 +79,10 @@ def train_estimator(
     With a frozen part in front of the trainable layers, that part runs once per image (cached
     under ``cache``, shared by every model with the same backbone, boundary and images) and only
     the rest trains, epoch after epoch, on the cached outputs, read batch by batch from disk. With
-    every layer training, batches stream from the image stacks instead. With ``spec.mirror_average`` each evaluated image is
-    predicted as it is and mirrored left to right, and the two outputs averaged (faces are close to
-    symmetric, so the mirror is a second look at the same face).
+    every layer training, batches stream from the image stacks instead. With
+    ``spec.mirror_average`` each evaluated image is predicted as it is and mirrored left to right,
+    and the two outputs averaged (faces are close to symmetric, so the mirror is a second look at
+    the same face).
     """
     model = build_model(spec.backbone, spec.image_size, spec.weights, spec.head, spec.train_last, spec.classes)
     split = split_at_frozen_boundary(model)
@@ -90,10 +91,10 @@ def train_estimator(
     if split.front is not None:
         files = {name: _features(split, spec, s, name, cache, log)
                  for name, s in {"train": train, "valid": valid, **evaluate}.items()}
+        x = {name: _loaded(files[name]) for name in {"valid", *evaluate}}
         batches = StackBatches(files["train"], train.targets, spec.fit.batch_size, True, spec.fit.seed)
-        history = fit(split.tail, (batches, None), (_loaded(files["valid"]), valid.targets), spec.fit, metric,
-                      on_epoch)
-        predictions = {name: split.tail.predict(_loaded(files[name]), batch_size=256, verbose=0) for name in evaluate}
+        history = fit(split.tail, (batches, None), (x["valid"], valid.targets), spec.fit, metric, on_epoch)
+        predictions = {name: split.tail.predict(x[name], batch_size=256, verbose=0) for name in evaluate}
         if spec.mirror_average:
             for name, s in evaluate.items():
                 mirrored = _loaded(_features(split, spec, s, name, cache, log, mirrored=True))
