@@ -70,7 +70,11 @@ class ModelConfig(TrainingConfig):
 
 
 class ClassifierConfig(TrainingConfig):
-    pass
+    age_sigma: float = Field(
+        default=2.0, ge=0.0,
+        description="Learn a softmax over every year 0-100 from a Gaussian this many years wide around the true "
+                    "age, and sum it into the buckets; 0: a softmax over the 7 buckets learned from the bucket alone",
+    )
 
 
 class EnsembleConfig(VersionedConfig):
@@ -78,7 +82,7 @@ class EnsembleConfig(VersionedConfig):
 
 
 MODEL_VERSION = code_version("1", ModelConfig)
-CLASSIFIER_VERSION = code_version("1", ClassifierConfig)
+CLASSIFIER_VERSION = code_version("2", ClassifierConfig)
 ENSEMBLE_VERSION = code_version("2", EnsembleConfig)
 
 
@@ -105,7 +109,7 @@ def _train_asset(backbone: str, classifier: bool) -> dg.AssetsDefinition:
     kind = "classifier" if classifier else "model"
     config_type = ClassifierConfig if classifier else ModelConfig
     version = CLASSIFIER_VERSION if classifier else MODEL_VERSION
-    description = (f"{backbone} with a softmax head over the 7 age buckets {', '.join(BUCKET_LABELS)}."
+    description = (f"{backbone} classifier of the 7 age buckets {', '.join(BUCKET_LABELS)}."
                    if classifier else f"{backbone} regressor of age in years, ImageNet weights, the study's head.")
 
     @dg.asset(
@@ -133,7 +137,8 @@ def _train_asset(backbone: str, classifier: bool) -> dg.AssetsDefinition:
         if classifier:
             column, loss = "real_age", "sparse_categorical_crossentropy"
             def targets(labels: pd.DataFrame) -> np.ndarray:
-                return age_to_bucket(labels[column].to_numpy())
+                ages = labels[column].to_numpy(np.float32)
+                return ages if config.age_sigma else age_to_bucket(ages)
         else:
             column, loss = target_column(config.target, image_arrays.labels("train")), config.loss
             def targets(labels: pd.DataFrame) -> np.ndarray:
@@ -149,7 +154,7 @@ def _train_asset(backbone: str, classifier: bool) -> dg.AssetsDefinition:
                 HeadSpec(config.units, config.activation, config.dropout, config.l2,
                          "softmax" if classifier else config.output),
                 config.train_last, config.fit_spec(loss), len(BUCKET_LABELS) if classifier else 0,
-                config.mirror_average,
+                config.mirror_average, config.age_sigma if classifier else 0.0,
             )
             train_stack, valid_stack, evaluated = _stacks(image_arrays, train_set, targets)
 

@@ -9,6 +9,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from age_assets.ml.age_distribution import (
+    BUCKET_SUMS, YEARS, age_distribution_loss, bucket_accuracy, with_bucket_sums,
+)
 from age_assets.ml.backbones import get_backbone
 from age_assets.ml.features import extract_features, feature_files, model_input, save_features
 from age_assets.ml.models import HeadSpec, Split, build_model, split_at_frozen_boundary
@@ -27,8 +30,9 @@ class EstimatorSpec:
     head: HeadSpec = field(default_factory=HeadSpec)
     train_last: int = 0
     fit: FitSpec = field(default_factory=FitSpec)
-    classes: int = 0  # 0: a regressor in years; else a softmax over this many buckets
+    classes: int = 0  # 0: a regressor in years; else a classifier over this many buckets
     mirror_average: bool = False  # predict each evaluated image and its mirror image, and average
+    age_sigma: float = 0.0  # a classifier's width (years) of the age distribution it learns; 0: buckets alone
 
 
 @dataclass(frozen=True)
@@ -82,18 +86,22 @@ def train_estimator(
     every layer training, batches stream from the image stacks instead. With
     ``spec.mirror_average`` each evaluated image is predicted as it is and mirrored left to right,
     and the two outputs averaged (faces are close to symmetric, so the mirror is a second look at
-    the same face).
+    the same face). A classifier with ``spec.age_sigma`` learns a distribution over years from the
+    true ages (``ml.age_distribution``) and comes back summing it into buckets.
     """
-    model = build_model(spec.backbone, spec.image_size, spec.weights, spec.head, spec.train_last, spec.classes)
+    over_years = bool(spec.classes and spec.age_sigma)
+    model = build_model(spec.backbone, spec.image_size, spec.weights, spec.head, spec.train_last,
+                        YEARS if over_years else spec.classes)
     split = split_at_frozen_boundary(model)
-    metric = "accuracy" if spec.classes else "mae"
+    metric = bucket_accuracy() if over_years else "accuracy" if spec.classes else "mae"
+    loss = age_distribution_loss(spec.age_sigma) if over_years else None
     preprocess = get_backbone(spec.backbone).preprocess_input
     if split.front is not None:
         files = {name: _features(split, spec, s, name, cache, log)
                  for name, s in {"train": train, "valid": valid, **evaluate}.items()}
         x = {name: _loaded(files[name]) for name in {"valid", *evaluate}}
         batches = StackBatches(files["train"], train.targets, spec.fit.batch_size, True, spec.fit.seed)
-        history = fit(split.tail, (batches, None), (x["valid"], valid.targets), spec.fit, metric, on_epoch)
+        history = fit(split.tail, (batches, None), (x["valid"], valid.targets), spec.fit, metric, on_epoch, loss)
         predictions = {name: split.tail.predict(x[name], batch_size=256, verbose=0) for name in evaluate}
         if spec.mirror_average:
             for name, s in evaluate.items():
@@ -102,9 +110,12 @@ def train_estimator(
     else:
         batches = image_batches(train.images, train.targets, preprocess, spec.fit.batch_size, True, spec.fit.seed)
         checks = image_batches(valid.images, valid.targets, preprocess, spec.fit.batch_size, False)
-        history = fit(model, (batches, None), (checks, None), spec.fit, metric, on_epoch)
+        history = fit(model, (batches, None), (checks, None), spec.fit, metric, on_epoch, loss)
         predictions = {name: predict_stack(model, preprocess, s.images, mirror_average=spec.mirror_average)
                        for name, s in evaluate.items()}
+    if over_years:
+        model = with_bucket_sums(model)
+        predictions = {name: p @ BUCKET_SUMS for name, p in predictions.items()}
     if not spec.classes:
         predictions = {name: p.reshape(-1) for name, p in predictions.items()}
     return Trained(model, history, predictions, split.boundary)

@@ -82,20 +82,23 @@ def fit(
     train: tuple[object, np.ndarray | None],
     valid: tuple[object, np.ndarray | None],
     spec: FitSpec,
-    metric: str,
+    metric: str | keras.metrics.Metric,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    loss: str | Callable | None = None,
 ) -> dict[str, list[float]]:
     """Compile and fit ``model``; keep the weights of the epoch with the best validation ``metric``.
 
-    ``train`` and ``valid`` are (inputs, targets) pairs, or (PyDataset, None). Raises
-    ``TrainingDiverged`` when the loss stops being finite.
+    ``train`` and ``valid`` are (inputs, targets) pairs, or (PyDataset, None). ``loss`` replaces
+    ``spec.loss`` where a loss is not one of Keras' names. Raises ``TrainingDiverged`` when the loss
+    stops being finite.
     """
     keras.utils.set_random_seed(spec.seed)
-    model.compile(optimizer=_optimizer(spec), loss=spec.loss, metrics=[metric])
+    model.compile(optimizer=_optimizer(spec), loss=loss or spec.loss, metrics=[metric])
+    name = metric if isinstance(metric, str) else metric.name
     callbacks: list[keras.callbacks.Callback] = [
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.EarlyStopping(monitor=f"val_{metric}", patience=spec.patience,
-                                      restore_best_weights=True, mode="min" if metric == "mae" else "max"),
+        keras.callbacks.EarlyStopping(monitor=f"val_{name}", patience=spec.patience,
+                                      restore_best_weights=True, mode="min" if name == "mae" else "max"),
     ]
     if on_epoch:
         callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: on_epoch(e, dict(logs or {}))))
