@@ -12,7 +12,7 @@ from age_assets.datasets.appa_real import OFFICIAL_CHECKSUM, OFFICIAL_URL
 from age_assets.datasets.download import Progress
 from age_assets.datasets.manifest import Skip
 from age_assets.datasets.sources import Download, SourceSpec, read_source, source_state
-from age_assets.ml.weights import weights_source
+from age_assets.ml.weights import weights_identity, weights_source
 
 
 class DatasetSource(dg.ConfigurableResource):
@@ -82,13 +82,9 @@ class BackboneWeights(dg.ConfigurableResource):
     def source(self, backbone: str) -> str:
         return weights_source(backbone, self.weights_dir)
 
-    def identity(self, backbone: str) -> list[object]:
-        """What names the weights in a data version: the file with its size and time, or 'imagenet'."""
-        source = self.source(backbone)
-        if source == "imagenet":
-            return [source]
-        stat = Path(source).stat()
-        return [str(Path(source).resolve()), stat.st_size, stat.st_mtime_ns]
+    def identity(self, backbone: str) -> str:
+        """What names the weights in a data version: a digest of the file, or 'imagenet'."""
+        return weights_identity(self.source(backbone))
 
 
 class Accelerator(dg.ConfigurableResource):

@@ -1,5 +1,8 @@
 """Model building, the frozen-boundary split, learning on generated faces, weights errors."""
 
+import os
+import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import keras
@@ -13,7 +16,7 @@ from age_assets.ml.metrics import mae
 from age_assets.ml.models import HeadSpec, build_model, split_at_frozen_boundary
 from age_assets.ml.npy import StackWriter
 from age_assets.ml.training import FitSpec, StackBatches, TrainingDiverged, fit
-from age_assets.ml.weights import weights_source
+from age_assets.ml.weights import weights_identity, weights_source
 from age_assets_tests.conftest import SHARED_WEIGHTS, synthetic_face
 
 V3_WEIGHTS = SHARED_WEIGHTS / "mobilenet_v3_small.weights.h5"
@@ -82,6 +85,35 @@ def test_model_learns_age_encoded_in_pixels(tmp_path: Path) -> None:
     full = trained.model.predict(model_input(images, get_backbone("mobilenet_v3_small").preprocess_input), verbose=0)
     assert np.allclose(full.reshape(-1), trained.predictions["test"], atol=0.05), "the saved model is the trained one"
     assert list((tmp_path / "cache").iterdir()), "features were cached"
+
+
+def test_weights_are_named_by_their_content_not_their_path(tmp_path: Path) -> None:
+    first, second = tmp_path / "a" / "x.weights.h5", tmp_path / "b" / "x.weights.h5"
+    for path in (first, second):
+        path.parent.mkdir()
+        path.write_bytes(b"same bytes")
+    assert weights_identity(str(first)) == weights_identity(str(second)) != weights_identity("imagenet")
+    assert weights_identity(None) != weights_identity("imagenet")
+    before = weights_identity(str(first))
+    first.write_bytes(b"new! bytes")
+    os.utime(first, ns=(0, first.stat().st_mtime_ns + 1_000_000_000))
+    assert weights_identity(str(first)) != before, "a file replaced at the same path is new weights"
+
+
+@pytest.mark.skipif(not V3_WEIGHTS.is_file(), reason="needs ImageNet weights for mobilenet_v3_small")
+def test_cached_features_follow_the_weights_file_wherever_it_lies(tmp_path: Path) -> None:
+    stack = _stack(tmp_path, "faces", np.array([5.0, 30.0, 60.0, 80.0]))
+    spec = EstimatorSpec("mobilenet_v3_small", str(V3_WEIGHTS), 32, HeadSpec(units=4), 0, FitSpec(epochs=1, batch_size=4))
+    first: list[str] = []
+    train_estimator(spec, stack, stack, {}, tmp_path / "cache", log=first.append)
+    assert any(m.startswith("computing") for m in first)
+    moved = tmp_path / "elsewhere" / V3_WEIGHTS.name
+    moved.parent.mkdir()
+    shutil.copy(V3_WEIGHTS, moved)
+    again: list[str] = []
+    train_estimator(replace(spec, weights=str(moved)), stack, stack, {}, tmp_path / "cache", log=again.append)
+    assert any(m.startswith("reusing cached") for m in again)
+    assert not any(m.startswith("computing") for m in again), again
 
 
 def test_weights_file_is_preferred_and_missing_download_says_both_ways_out(

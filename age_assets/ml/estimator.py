@@ -17,6 +17,7 @@ from age_assets.ml.features import extract_features, feature_files, model_input,
 from age_assets.ml.models import HeadSpec, Split, build_model, split_at_frozen_boundary
 from age_assets.ml.npy import iter_blocks
 from age_assets.ml.training import FitSpec, StackBatches, fit, image_batches
+from age_assets.ml.weights import weights_identity
 from age_assets.storage import build_once, fingerprint
 
 Log = Callable[[str], None]
@@ -54,7 +55,7 @@ class Trained:
 
 def _features(split: Split, spec: EstimatorSpec, stack: Stack, name: str, cache: Path, log: Log,
               mirrored: bool = False) -> list[Path]:
-    key = fingerprint(spec.backbone, spec.weights, spec.image_size, split.boundary, stack.fingerprint, name,
+    key = fingerprint(spec.backbone, weights_identity(spec.weights), spec.image_size, split.boundary, stack.fingerprint, name,
                       *(["mirrored"] if mirrored else []))
     what = f"{'mirrored ' if mirrored else ''}{name}"
 
