@@ -103,7 +103,8 @@ def test_weights_are_named_by_their_content_not_their_path(tmp_path: Path) -> No
 @pytest.mark.skipif(not V3_WEIGHTS.is_file(), reason="needs ImageNet weights for mobilenet_v3_small")
 def test_cached_features_follow_the_weights_file_wherever_it_lies(tmp_path: Path) -> None:
     stack = _stack(tmp_path, "faces", np.array([5.0, 30.0, 60.0, 80.0]))
-    spec = EstimatorSpec("mobilenet_v3_small", str(V3_WEIGHTS), 32, HeadSpec(units=4), 0, FitSpec(epochs=1, batch_size=4))
+    spec = EstimatorSpec("mobilenet_v3_small", str(V3_WEIGHTS), 32, HeadSpec(units=4), 0,
+                         FitSpec(epochs=1, batch_size=4))
     first: list[str] = []
     train_estimator(spec, stack, stack, {}, tmp_path / "cache", log=first.append)
     assert any(m.startswith("computing") for m in first)

@@ -55,8 +55,8 @@ class Trained:
 
 def _features(split: Split, spec: EstimatorSpec, stack: Stack, name: str, cache: Path, log: Log,
               mirrored: bool = False) -> list[Path]:
-    key = fingerprint(spec.backbone, weights_identity(spec.weights), spec.image_size, split.boundary, stack.fingerprint, name,
-                      *(["mirrored"] if mirrored else []))
+    key = fingerprint(spec.backbone, weights_identity(spec.weights), spec.image_size, split.boundary,
+                      stack.fingerprint, name, *(["mirrored"] if mirrored else []))
     what = f"{'mirrored ' if mirrored else ''}{name}"
 
     def build(folder: Path) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 from pathlib import Path
+
+from age_assets.datasets.download import file_checksum
 
 
 def weights_source(name: str, weights_dir: str | Path | None) -> str:
@@ -33,8 +34,4 @@ def weights_identity(source: str | None) -> str:
 @functools.lru_cache(maxsize=32)
 def _digest(path: Path, size: int, mtime_ns: int) -> str:
     """Size and modification time are part of the cache key so that a rewritten file is read again."""
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return f"sha256:{digest.hexdigest()[:16]}"
+    return f"sha256:{file_checksum(path, 'sha256')[:16]}"
