@@ -13,8 +13,17 @@ from age_assets.datasets.manifest import Skip
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (each step's own under the multiprocess executor)."""
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    """Peak resident memory of this process so far (each step's own under the multiprocess executor).
+
+    Read from ``VmHWM`` where Linux has it: ``ru_maxrss`` survives fork and exec, so a step process
+    would report its parent's peak whenever that was higher.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(kb / 1024, 1)
 
 
 def png(image: bytes, title: str) -> dg.MetadataValue:

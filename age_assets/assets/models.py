@@ -6,7 +6,7 @@ import shutil
 import time
 from pathlib import Path
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import dagster as dg
 import numpy as np
@@ -18,14 +18,15 @@ from age_assets.assets.metadata import peak_rss_mb, png
 from age_assets.assets.versioning import VersionedConfig, code_version, data_version
 from age_assets.ml.buckets import BUCKET_LABELS, age_to_bucket
 from age_assets.ml.ensemble import combine, fit_weights
-from age_assets.ml.estimator import EstimatorSpec, Stack, train_estimator
 from age_assets.ml.evaluation import classifier_metrics
 from age_assets.ml.metrics import mae
-from age_assets.ml.models import HeadSpec
-from age_assets.ml.training import FitSpec
 from age_assets.plots import learning_curves
 from age_assets.resources import Accelerator, BackboneWeights, Storage
 from age_assets.storage import build_once
+
+if TYPE_CHECKING:  # Keras loads in the step that trains, not with the code location
+    from age_assets.ml.estimator import Stack
+    from age_assets.ml.training import FitSpec
 
 GROUP = "models"
 TRAINING_POOL = "gpu"
@@ -55,7 +56,9 @@ class TrainingConfig(VersionedConfig):
         default=True, description="Predict each image and its left-right mirror image and average the two"
     )
 
-    def fit_spec(self, loss: str) -> FitSpec:
+    def fit_spec(self, loss: str) -> "FitSpec":
+        from age_assets.ml.training import FitSpec
+
         return FitSpec(self.optimizer, self.learning_rate, loss, self.epochs, self.patience, self.batch_size, self.seed)
 
 
@@ -97,7 +100,9 @@ def target_column(target: str, labels: pd.DataFrame) -> str:
 
 def _stacks(
     images: ImageSet, train_set: ImageSet, targets: Callable[[pd.DataFrame], np.ndarray]
-) -> tuple[Stack, Stack, dict[str, Stack]]:
+) -> tuple["Stack", "Stack", dict[str, "Stack"]]:
+    from age_assets.ml.estimator import Stack
+
     def stack(source: ImageSet, split: str) -> Stack:
         return Stack(source.images_path(split), targets(source.labels(split)), f"{source.fingerprint}/{split}")
 
@@ -146,6 +151,9 @@ def _train_asset(backbone: str, classifier: bool) -> dg.AssetsDefinition:
         metric = "accuracy" if classifier else "mae"
 
         def build(folder: Path) -> None:
+            from age_assets.ml.estimator import EstimatorSpec, train_estimator
+            from age_assets.ml.models import HeadSpec
+
             device = accelerator.activate()
             context.log.info(f"training on {device}")
             image_size = image_arrays.images("train").shape[1]

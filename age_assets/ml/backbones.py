@@ -1,34 +1,57 @@
-"""ImageNet backbones from ``keras.applications``, each with its own ``preprocess_input``."""
+"""ImageNet backbones from ``keras.applications``: a table of plain data, Keras only to build one.
+
+Each entry names its constructor, its native input size and feature width (channels after global
+average pooling), and the input scaling its weights expect, so that reading the table, listing the
+code location and preprocessing images need no Keras.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
+
+if TYPE_CHECKING:
+    import keras
 
 
 @dataclass(frozen=True)
 class Backbone:
-    """A no-top ``keras.applications`` model and the input scaling its weights expect."""
+    """A no-top ``keras.applications`` model and the input scaling its weights expect.
+
+    Keras' ``preprocess_input`` for the model equals ``x * scale + offset``: (1, 0) where the model
+    rescales inside itself (MobileNetV3, EfficientNet), (1/127.5, -1) in Keras' 'tf' mode.
+    """
 
     name: str
-    constructor: Callable[..., keras.Model]
-    preprocess_input: Callable[[np.ndarray], np.ndarray]
+    constructor: str  # an attribute of keras.applications
+    input_size: int  # the side of the square images its ImageNet weights were trained on
+    feature_width: int  # channels of its last feature map: the length of a pooled feature vector
+    scale: float = 1.0
+    offset: float = 0.0
 
+    def preprocess_input(self, images: np.ndarray) -> np.ndarray:
+        """Float pixels 0-255 as the input the backbone's weights expect.
+
+        Divides by ``1 / scale`` (127.5 in Keras' 'tf' mode) as Keras does, so the result equals Keras'
+        to the bit; multiplying by ``scale`` differs in the last bit for some pixel values.
+        """
+        if self.scale == 1 and self.offset == 0:
+            return images
+        return images / np.float32(1 / self.scale) + np.float32(self.offset)
+
+
+_TF_MODE = {"scale": 1 / 127.5, "offset": -1.0}  # pixels to [-1, 1]
 
 BACKBONES: dict[str, Backbone] = {
     b.name: b
     for b in [
-        Backbone("mobilenet_v3_small", keras.applications.MobileNetV3Small,
-                 keras.applications.mobilenet_v3.preprocess_input),
-        Backbone("mobilenet_v3_large", keras.applications.MobileNetV3Large,
-                 keras.applications.mobilenet_v3.preprocess_input),
-        Backbone("mobilenet_v2", keras.applications.MobileNetV2, keras.applications.mobilenet_v2.preprocess_input),
-        Backbone("nasnet_mobile", keras.applications.NASNetMobile, keras.applications.nasnet.preprocess_input),
-        Backbone("efficientnet_b0", keras.applications.EfficientNetB0,
-                 keras.applications.efficientnet.preprocess_input),
+        Backbone("mobilenet_v3_small", "MobileNetV3Small", 224, 576),
+        Backbone("mobilenet_v3_large", "MobileNetV3Large", 224, 960),
+        Backbone("mobilenet_v2", "MobileNetV2", 224, 1280, **_TF_MODE),
+        Backbone("nasnet_mobile", "NASNetMobile", 224, 1056, **_TF_MODE),
+        Backbone("efficientnet_b0", "EfficientNetB0", 224, 1280),
     ]
 }
 
@@ -49,9 +72,12 @@ def build_backbone(name: str, image_size: int, weights: str | None) -> keras.Mod
     Every BatchNormalization layer is frozen, so it runs in inference mode even where the layers
     around it train: fine-tuning on small batches must not overwrite ImageNet statistics.
     """
+    import keras
+
     backbone = get_backbone(name)
+    constructor = getattr(keras.applications, backbone.constructor)
     try:
-        model = backbone.constructor(include_top=False, weights=weights, input_shape=(image_size, image_size, 3))
+        model = constructor(include_top=False, weights=weights, input_shape=(image_size, image_size, 3))
     except (ValueError, TypeError):
         raise
     except Exception as error:  # keras raises plain Exceptions for failed downloads

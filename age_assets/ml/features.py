@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
 
 from age_assets.ml.npy import iter_blocks, stack_length
+
+if TYPE_CHECKING:
+    import keras
 
 Preprocess = Callable[[np.ndarray], np.ndarray]
 
@@ -26,6 +29,8 @@ def extract_features(front: keras.Model, preprocess: Preprocess, images: Path, b
     ``predict_on_batch`` runs a compiled graph: calling the model eagerly is slower and holds
     several times the memory.
     """
+    import keras
+
     n = stack_length(images)
     outputs: list[np.ndarray] = []
     start = 0
