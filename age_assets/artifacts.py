@@ -17,6 +17,34 @@ from age_assets.ml.buckets import BUCKET_LABELS
 
 PROBABILITY_COLUMNS = [f"p_{label}" for label in BUCKET_LABELS]
 """Bucket probabilities in a classifier's ``predictions.csv``, beside its ``bucket``."""
+POINTERS = "pointers"
+"""Under the storage root: one ``<asset>.json`` per asset naming its current artifact folder."""
+
+
+@dataclass(frozen=True)
+class Pointer:
+    """What ``pointers/<asset>.json`` says: the handle type, the folder under the root, the fingerprint."""
+
+    type: str
+    folder: Path
+    fingerprint: str
+
+    @staticmethod
+    def path(root: Path, asset: str) -> Path:
+        return Path(root) / POINTERS / f"{asset}.json"
+
+    @classmethod
+    def read(cls, root: Path, asset: str) -> Pointer | None:
+        """The asset's pointer, or None where it was never materialized under ``root``."""
+        path = cls.path(root, asset)
+        if not path.is_file():
+            return None
+        record = json.loads(path.read_text())
+        return cls(record["type"], Path(root).resolve() / record["folder"], record["fingerprint"])
+
+    def text(self, root: Path) -> str:
+        return json.dumps({"type": self.type, "folder": str(self.folder.relative_to(Path(root).resolve())),
+                           "fingerprint": self.fingerprint}, indent=1)
 
 
 @dataclass(frozen=True)
@@ -105,3 +133,19 @@ class Ensemble:
 
     def predictions(self, split: str) -> pd.DataFrame:
         return _split_rows(self.folder / "predictions.csv", split)
+
+
+@dataclass(frozen=True)
+class Export:
+    """The exported age estimator: ``saved_model/``, ``age_estimator.tflite``, ``age_estimator.onnx``,
+    ``export.json`` (image size, bucket labels, members) and ``valid_predictions.csv`` (the Keras
+    model's own outputs on the validation split, which every export must reproduce)."""
+
+    folder: Path
+    fingerprint: str
+
+    def info(self) -> dict:
+        return json.loads((self.folder / "export.json").read_text())
+
+    def reference(self) -> pd.DataFrame:
+        return pd.read_csv(self.folder / "valid_predictions.csv")

@@ -14,7 +14,7 @@ DEFAULT_RETRAIN_CRON = "0 3 * * 1"
 """Mondays at 03:00."""
 
 RETRAINED = dg.AssetSelection.groups("models", "evaluation")
-"""Regressors, classifiers, the ensemble and the report, trained on the stored data assets."""
+"""Regressors, classifiers, both ensembles, the exported model and the report, trained on the stored data assets."""
 
 
 def retraining_schedule(cron: str = DEFAULT_RETRAIN_CRON) -> dg.ScheduleDefinition:
@@ -23,7 +23,7 @@ def retraining_schedule(cron: str = DEFAULT_RETRAIN_CRON) -> dg.ScheduleDefiniti
         cron_schedule=cron,
         target=RETRAINED,
         default_status=dg.DefaultScheduleStatus.STOPPED,
-        description="Retrains every model, classifier, the ensemble and the report on the stored data.",
+        description="Retrains every model, classifier, the ensemble, the report and the exported model on the stored data.",
     )
 
 

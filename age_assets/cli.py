@@ -1,20 +1,19 @@
-"""``age-assets predict PATH...``: the stored ensemble's age for each image, as CSV on stdout."""
+"""``age-assets predict`` (ages of the faces in pictures, as CSV) and ``age-assets serve`` (a web page
+and JSON API), both on the exported model: no TensorFlow and no Dagster are imported."""
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-
-from age_assets.datasets.manifest import Skip
-from age_assets.ml.images import try_load_rgb
-
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+RUNTIME_FILES = {"litert": "age_estimator.tflite", "onnx": "age_estimator.onnx"}
+BUILD_HINT = ("build it first: dg launch --assets '*exported_model'  "
+              "(or: dagster asset materialize -m age_assets --select '*exported_model')")
 
 
 def image_files(paths: list[str]) -> list[Path]:
@@ -29,51 +28,123 @@ def image_files(paths: list[str]) -> list[Path]:
     return files
 
 
-def ensemble_folder(data_dir: Path) -> Path:
-    pointer = data_dir / "pointers" / "ensemble.json"
-    if not pointer.is_file():
-        raise SystemExit(f"age-assets: no ensemble under {data_dir}; build one first: "
-                         "dagster asset materialize -m age_assets --select '*ensemble'")
-    return data_dir / json.loads(pointer.read_text())["folder"]
+def model_file(model: str | None, data_dir: str, runtime: str) -> Path:
+    """``--model`` (a file, or an export folder), else the current ``exported_model`` under the data dir."""
+    from age_assets.artifacts import Pointer
+
+    if model:
+        path = Path(model)
+        return path / RUNTIME_FILES[runtime] if path.is_dir() else path
+    pointer = Pointer.read(Path(data_dir), "exported_model")
+    if pointer is None:
+        raise SystemExit(f"age-assets: no exported model under {data_dir}; {BUILD_HINT}")
+    return pointer.folder / RUNTIME_FILES[runtime]
+
+
+def _estimator(args: argparse.Namespace):  # noqa: ANN202 - AgeEstimator, imported late
+    from age_assets.serving.photos import AgeEstimator
+
+    return AgeEstimator(model_file(args.model, args.data_dir, args.runtime), detect=not args.crops,
+                        threads=args.threads)
+
+
+def _rows(path: Path, estimator, args: argparse.Namespace) -> Iterator[dict[str, object]]:  # noqa: ANN001
+    """CSV rows for one picture: a row per face, or one row saying why there is none."""
+    from age_assets.serving.photos import PhotoError, decode_photo
+
+    try:
+        image = decode_photo(path.read_bytes(), str(path), args.max_pixels,
+                             draft=estimator.image_size if args.crops else None)
+    except (OSError, PhotoError) as error:
+        message = str(error) if isinstance(error, PhotoError) else f"{path}: {error.strerror}"
+        print(f"age-assets: {message}", file=sys.stderr)
+        yield {"path": path, "note": f"error: {message}"}
+        return
+    faces = estimator.faces(image)
+    if args.draw:
+        from age_assets.serving.drawing import draw_faces
+
+        draw_faces(image, faces).save(Path(args.draw) / f"{path.stem}.jpg", quality=90)
+    if not faces:
+        yield {"path": path, "note": "no face found"}
+    for face in faces:
+        x, y, width, height = face.box
+        yield {"path": path, "face": face.index, "x": x, "y": y, "width": width, "height": height,
+               "score": face.score, "age": f"{face.age:.1f}", "bucket": face.bucket,
+               **{f"p_{label}": p for label, p in face.probabilities.items()}}
 
 
 def predict(args: argparse.Namespace) -> int:
-    from age_assets.ml.predict import EnsemblePredictor, ModelLoadError  # keras loads only for this command
+    from age_assets.serving.runtime import ModelLoadError
 
     try:
-        predictor = EnsemblePredictor(Path(args.ensemble) if args.ensemble else ensemble_folder(Path(args.data_dir)))
+        estimator = _estimator(args)
     except ModelLoadError as error:
         print(f"age-assets: {error}", file=sys.stderr)
         return 2
-    writer = csv.writer(sys.stdout)
-    writer.writerow(["path", "age"])
-    failed = 0
-    files = image_files(args.paths)
-    for start in range(0, len(files), args.batch):
-        loaded = [(path, try_load_rgb(str(path), predictor.image_size)) for path in files[start:start + args.batch]]
-        good = [(path, image) for path, image in loaded if not isinstance(image, Skip)]
-        for path, image in loaded:
-            if isinstance(image, Skip):
-                failed += 1
-                print(f"age-assets: {path}: {image.reason}", file=sys.stderr)
-        if good:
-            ages = predictor.predict(np.stack([image for _, image in good]))
-            writer.writerows([str(path), f"{age:.1f}"] for (path, _), age in zip(good, ages))
+    if args.draw:
+        Path(args.draw).mkdir(parents=True, exist_ok=True)
+    columns = ["path", "face", "x", "y", "width", "height", "score", "age", "bucket",
+               *[f"p_{label}" for label in estimator.model.bucket_labels], "note"]
+    writer = csv.DictWriter(sys.stdout, columns, restval="")
+    writer.writeheader()
+    failed = False
+    for path in image_files(args.paths):
+        for row in _rows(path, estimator, args):
+            failed |= str(row.get("note", "")).startswith("error")
+            writer.writerow(row)
     sys.stdout.flush()
     return 1 if failed else 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    from age_assets.serving.runtime import ModelLoadError
+
+    try:
+        from age_assets.serving.web import ServeLimits, serve as run_server
+    except ImportError as error:
+        print(f"age-assets: serve needs the 'serve' extra ({error}): pip install 'age_assets[serve]'", file=sys.stderr)
+        return 2
+    limits = ServeLimits(max_upload_bytes=int(args.max_upload_mb * 1e6), max_pixels=args.max_pixels,
+                         max_concurrent=args.max_concurrent)
+    try:
+        run_server(model_file(args.model, args.data_dir, args.runtime), args.host, args.port, limits, not args.crops)
+    except ModelLoadError as error:
+        print(f"age-assets: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    from age_assets.serving.photos import MAX_PIXELS
+
+    parser.add_argument("--data-dir", default=os.environ.get("AGE_ASSETS_DATA_DIR", "data"),
+                        help="storage root holding exported_model (default: $AGE_ASSETS_DATA_DIR or ./data)")
+    parser.add_argument("--model", help="an exported .tflite or .onnx file, or an export folder, instead of the "
+                                        "current exported_model under --data-dir")
+    parser.add_argument("--runtime", choices=sorted(RUNTIME_FILES), default="litert",
+                        help="LiteRT (default: starts in a tenth of a second) or ONNX Runtime")
+    parser.add_argument("--crops", action="store_true",
+                        help="the pictures are face crops already: skip detection, one face each")
+    parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS, help="refuse larger pictures (default %(default)s)")
+    parser.add_argument("--threads", type=int, help="CPU threads for the model and the detector (default: up to 4)")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="age-assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    p = commands.add_parser("predict", help="ages of images (files or folders) from the stored ensemble")
+    p = commands.add_parser("predict", help="ages of the faces in pictures (files or folders), as CSV on stdout")
     p.add_argument("paths", nargs="+", help="image files, or folders of them")
-    p.add_argument("--data-dir", default=os.environ.get("AGE_ASSETS_DATA_DIR", "data"),
-                   help="storage root holding the ensemble (default: $AGE_ASSETS_DATA_DIR or ./data)")
-    p.add_argument("--ensemble", help="an ensemble artifact folder, instead of the latest one under --data-dir")
-    p.add_argument("--batch", type=int, default=64, help="images per batch")
+    _model_options(p)
+    p.add_argument("--draw", metavar="DIR", help="also write each picture with its faces boxed and aged into DIR")
+    s = commands.add_parser("serve", help="a web page and JSON API (POST /predict) for the exported model")
+    _model_options(s)
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s: this machine only)")
+    s.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
+    s.add_argument("--max-upload-mb", type=float, default=10, help="largest upload in MB (default %(default)s)")
+    s.add_argument("--max-concurrent", type=int, default=2, help="pictures analysed at once (default %(default)s)")
     args = parser.parse_args(argv)
-    return predict(args)
+    return predict(args) if args.command == "predict" else serve(args)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import dagster as dg
 from age_assets.assets.bucket_ensemble import bucket_ensemble_asset
 from age_assets.assets.checks import image_arrays_are_sound, model_check
 from age_assets.assets.dataset import augmented_train, image_arrays, raw_dataset
+from age_assets.assets.export import export_asset, exports_agree_with_keras
 from age_assets.assets.models import classifier_asset, ensemble_asset, model_asset
 from age_assets.assets.report import report_asset
 from age_assets.io_managers import ArtifactIOManager
@@ -45,7 +46,8 @@ def executor_from(env: Mapping[str, str]) -> dg.ExecutorDefinition:
 
 
 def build_assets(backbones: list[str]) -> list[dg.AssetsDefinition]:
-    """The whole graph for these backbones: data, a model and a classifier each, both ensembles, report."""
+    """The whole graph for these backbones: data, a model and a classifier each, both ensembles, report,
+    the exported model."""
     for name in backbones:
         get_backbone(name)
     return [
@@ -55,13 +57,14 @@ def build_assets(backbones: list[str]) -> list[dg.AssetsDefinition]:
         ensemble_asset(backbones),
         bucket_ensemble_asset(backbones),
         report_asset(backbones),
+        export_asset(backbones),
     ]
 
 
 def build_checks(backbones: list[str]) -> list[dg.AssetChecksDefinition]:
-    """Blocking checks on image_arrays and on every regressor and classifier."""
+    """Blocking checks on image_arrays, every regressor and classifier, and the exported model."""
     trained = [f"{kind}_{b}" for kind in ("model", "classifier") for b in backbones] + ["bucket_ensemble"]
-    return [image_arrays_are_sound, *[model_check(name) for name in trained]]
+    return [image_arrays_are_sound, *[model_check(name) for name in trained], exports_agree_with_keras]
 
 
 def backbones_from(env: Mapping[str, str]) -> list[str]:

@@ -1,5 +1,6 @@
-"""The whole graph through evaluation_report on generated faces, then `age-assets predict`."""
+"""The whole graph through exported_model on generated faces, then `age-assets predict`."""
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -7,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
-from age_assets.artifacts import Ensemble
+from age_assets.artifacts import Ensemble, Export
 from age_assets.cli import main
-from age_assets.ml.buckets import age_to_bucket
-from age_assets_tests.conftest import SHARED_WEIGHTS, synthetic_face, write_utkface
+from age_assets.ml.buckets import BUCKET_LABELS, age_to_bucket
+from age_assets.serving.scenes import background, box_iou, make_scene
+from age_assets_tests.conftest import SHARED_UTKFACE, SHARED_WEIGHTS, synthetic_face, write_utkface
 
 pytestmark = [
     pytest.mark.skipif(not (SHARED_WEIGHTS / "mobilenet_v2.weights.h5").is_file(), reason="needs ../shared/weights"),
@@ -37,7 +40,9 @@ def graph(tmp_path_factory: pytest.TempPathFactory):
     env = {"AGE_ASSETS_DATASET": f"utkface:{root / 'faces'}", "AGE_ASSETS_DATA_DIR": str(root / "data"),
            "AGE_ASSETS_BACKBONES": ",".join(BACKBONES), "AGE_ASSETS_WEIGHTS_DIR": str(SHARED_WEIGHTS)}
     defs = build_defs(env)
-    result = dg.materialize(list(defs.assets), resources=defs.resources, run_config=CONFIG)
+    # Of the checks, only the export's: a tiny model on 100 faces need not beat the baselines.
+    export_check = [c for c in defs.asset_checks if any(k.name == "exports_agree_with_keras" for k in c.check_keys)]
+    result = dg.materialize([*defs.assets, *export_check], resources=defs.resources, run_config=CONFIG)
     return root, result
 
 
@@ -89,15 +94,47 @@ def test_bucket_ensemble_gives_probabilities_over_all_buckets_for_both_splits(gr
     assert (stacked.folder / "stacker.joblib").stat().st_size > 0
 
 
-def test_predict_matches_the_ensemble_on_its_test_images(graph, capsys: pytest.CaptureFixture) -> None:
+def test_exported_model_reproduces_the_graph_and_its_check_passes(graph) -> None:
+    _, result = graph
+    export: Export = result.output_for_node("exported_model")
+    assert {"saved_model", "age_estimator.tflite", "age_estimator.onnx", "export.json"} <= {
+        p.name for p in export.folder.iterdir()}
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    agreement = checks["exports_agree_with_keras"]
+    assert agreement.passed
+    for name in ("saved_model", "litert", "onnx"):
+        assert agreement.metadata[f"{name}_max_age_difference"].value <= 0.05
+    metadata = result.asset_materializations_for_node("exported_model")[0].metadata
+    assert metadata["val_max_age_difference_to_ensemble"].value < 0.1
+    assert metadata["val_bucket_agreement_with_bucket_ensemble"].value >= 0.95
+
+
+def _csv(text: str) -> pd.DataFrame:
+    return pd.read_csv(io.StringIO(text), keep_default_na=False)
+
+
+def test_predict_on_crops_matches_the_ensemble_on_its_test_images(graph, capsys: pytest.CaptureFixture) -> None:
     root, result = graph
     ensemble: Ensemble = result.output_for_node("ensemble")
     labels = result.output_for_node("image_arrays").labels("test")
-    assert main(["predict", *labels["face_path"], "--data-dir", str(root / "data")]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0] == "path,age" and len(lines) == len(labels) + 1
-    ages = np.array([float(line.rsplit(",", 1)[1]) for line in lines[1:]])
-    assert np.allclose(ages, ensemble.predictions("test")["age"], atol=0.06)
+    assert main(["predict", *labels["face_path"], "--crops", "--data-dir", str(root / "data")]) == 0
+    out = _csv(capsys.readouterr().out)
+    assert list(out["path"]) == list(labels["face_path"]) and (out["face"] == 0).all()
+    assert np.allclose(out["age"], ensemble.predictions("test")["age"], atol=0.1)
+    stacked = result.output_for_node("bucket_ensemble").predictions("test")
+    assert np.mean(out["bucket"].to_numpy() == np.array(BUCKET_LABELS)[stacked["bucket"]]) >= 0.95
+    probabilities = out[[f"p_{label}" for label in BUCKET_LABELS]].to_numpy()
+    assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-3)
+
+
+def test_predict_on_onnx_runtime_gives_the_same_ages(graph, capsys) -> None:
+    root, _ = graph
+    faces = [str(p) for p in sorted((root / "faces").iterdir())[:5]]
+    ages = {}
+    for runtime in ("litert", "onnx"):
+        assert main(["predict", *faces, "--crops", "--runtime", runtime, "--data-dir", str(root / "data")]) == 0
+        ages[runtime] = _csv(capsys.readouterr().out)["age"].to_numpy()
+    assert np.allclose(ages["litert"], ages["onnx"], atol=0.11)  # printed to 0.1 years
 
 
 def test_predict_takes_folders_and_any_size_and_names_a_non_image(graph, tmp_path: Path, capsys) -> None:
@@ -105,16 +142,18 @@ def test_predict_takes_folders_and_any_size_and_names_a_non_image(graph, tmp_pat
     synthetic_face(40, size=300).save(tmp_path / "big.png")
     synthetic_face(40, size=20).save(tmp_path / "small.jpg")
     (tmp_path / "notes.txt").write_text("skipped: not an image suffix")
-    assert main(["predict", str(tmp_path), "--data-dir", str(root / "data")]) == 0
-    out = pd.read_csv(pd.io.common.StringIO(capsys.readouterr().out))
+    assert main(["predict", str(tmp_path), "--crops", "--data-dir", str(root / "data")]) == 0
+    out = _csv(capsys.readouterr().out)
     assert sorted(Path(p).name for p in out["path"]) == ["big.png", "small.jpg"]
     (tmp_path / "fake.jpg").write_text("this is text")
-    assert main(["predict", str(tmp_path / "fake.jpg"), "--data-dir", str(root / "data")]) == 1
-    assert "fake.jpg: cannot be read as an image" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "fake.jpg"), "--crops", "--data-dir", str(root / "data")]) == 1
+    captured = capsys.readouterr()
+    assert "fake.jpg: not an image" in captured.err
+    assert _csv(captured.out)["note"].str.startswith("error: ").all()
 
 
-def test_predict_without_an_ensemble_says_what_to_build(tmp_path: Path) -> None:
-    with pytest.raises(SystemExit, match=r"--select '\*ensemble'"):
+def test_predict_without_an_export_says_what_to_build(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match=r"--select '\*exported_model'"):
         main(["predict", "x.jpg", "--data-dir", str(tmp_path)])
 
 
@@ -123,14 +162,35 @@ def test_predict_names_a_truncated_image_and_a_damaged_model(graph, tmp_path: Pa
     face = tmp_path / "cut.jpg"
     synthetic_face(30, size=64).save(face, quality=95)
     face.write_bytes(face.read_bytes()[:600])
-    assert main(["predict", str(face), "--data-dir", str(root / "data")]) == 1
-    assert f"{face}: cannot be read as an image" in capsys.readouterr().err
+    assert main(["predict", str(face), "--crops", "--data-dir", str(root / "data")]) == 1
+    assert f"{face}: damaged or truncated image" in capsys.readouterr().err
 
-    ensemble: Ensemble = result.output_for_node("ensemble")
-    copy = tmp_path / "ensemble"
-    shutil.copytree(ensemble.folder, copy)
-    member = copy / ensemble.info()["members"][0]["model"]
-    member.write_bytes(member.read_bytes()[: member.stat().st_size // 2])
+    export: Export = result.output_for_node("exported_model")
+    copy = tmp_path / "export"
+    shutil.copytree(export.folder, copy)
+    model = copy / "age_estimator.tflite"
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
     synthetic_face(30).save(tmp_path / "face.jpg")
-    assert main(["predict", str(tmp_path / "face.jpg"), "--ensemble", str(copy)]) == 2
-    assert f"{member}: cannot be loaded as a Keras model" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "face.jpg"), "--crops", "--model", str(copy)]) == 2
+    assert f"{model}: cannot be loaded" in capsys.readouterr().err
+
+
+def test_predict_finds_each_face_in_pictures_and_says_when_there_is_none(graph, tmp_path: Path, capsys) -> None:
+    root, _ = graph
+    rng = np.random.default_rng(0)
+    real = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(SHARED_UTKFACE.glob("*.jpg"))[:3]]
+    one, two = make_scene(real[:1], rng), make_scene(real[1:], rng, size=(900, 500))
+    (tmp_path / "one.jpg").write_bytes(one.jpeg)
+    (tmp_path / "two.jpg").write_bytes(two.jpeg)
+    Image.fromarray(background(640, 480, rng)).save(tmp_path / "none.png")
+    drawn = tmp_path / "drawn"
+    assert main(["predict", str(tmp_path), "--draw", str(drawn), "--data-dir", str(root / "data")]) == 0
+    out = _csv(capsys.readouterr().out)
+    rows = {name: out[out["path"].str.endswith(name)] for name in ("one.jpg", "two.jpg", "none.png")}
+    assert len(rows["one.jpg"]) == 1 and len(rows["two.jpg"]) == 2
+    assert rows["none.png"]["note"].tolist() == ["no face found"]
+    box = tuple(rows["one.jpg"][["x", "y", "width", "height"]].astype(int).iloc[0])
+    assert box_iou(box, one.boxes[0]) >= 0.5
+    assert (rows["two.jpg"]["score"].astype(float) >= 0.5).all()
+    assert sorted(p.name for p in drawn.iterdir()) == ["none.jpg", "one.jpg", "two.jpg"]
+    assert Image.open(drawn / "two.jpg").size == (900, 500)

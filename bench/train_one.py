@@ -6,13 +6,12 @@ the plain or augmented training split with real age as target, and prints valida
 """
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-from age_assets.artifacts import ImageSet
+from age_assets.artifacts import ImageSet, Pointer
 from age_assets.ml.estimator import EstimatorSpec, Stack, train_estimator
 from age_assets.ml.metrics import mae
 from age_assets.ml.models import HeadSpec
@@ -37,8 +36,8 @@ def main() -> None:
     root = Path(args.data_dir).resolve()
 
     def materialized(asset: str) -> ImageSet:
-        pointer = json.loads((root / "pointers" / f"{asset}.json").read_text())
-        return ImageSet(root / pointer["folder"], pointer["fingerprint"])
+        pointer = Pointer.read(root, asset)
+        return ImageSet(pointer.folder, pointer.fingerprint)
 
     arrays = materialized("image_arrays")
     train_set = materialized("augmented_train") if args.train_on == "augmented" else arrays

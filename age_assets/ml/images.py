@@ -7,7 +7,6 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import simplejpeg
 from PIL import Image, ImageOps
@@ -15,23 +14,13 @@ from PIL import Image, ImageOps
 from age_assets.datasets.manifest import Skip
 from age_assets.ml.npy import StackWriter
 from age_assets.ml.parallel import ordered_map
+from age_assets.ml.pixels import square, to_rgb
 
 
 ORIENTATION = 0x0112
 """The EXIF tag saying how to turn the stored pixels upright; 1 (or none) means they are."""
 EXIF_HEADER = b"Exif\x00\x00"
 """How an Exif segment begins; a JPEG without one has no orientation to apply."""
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """``image`` as 8-bit RGB. PIL's own conversion clips 16-bit greyscale at 255 (a white face),
-    so those values are scaled down instead; alpha is dropped."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        values = np.asarray(image, dtype=np.float32)
-        if image.mode.startswith("I;16") or values.max() > 255:
-            values = values / 257
-        image = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")
-    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def _draft_scale(height: int, width: int, size: int) -> int:
@@ -76,11 +65,8 @@ def load_rgb(path: str | Path, size: int) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as image:
             image.draft("RGB", (size, size))
             upright = ImageOps.exif_transpose(image) if image.getexif().get(ORIENTATION, 1) != 1 else image
-            pixels = np.asarray(_to_rgb(upright))
-    if pixels.shape[:2] == (size, size):
-        return pixels
-    shrinking = pixels.shape[0] * pixels.shape[1] > size * size
-    return cv2.resize(pixels, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+            pixels = np.asarray(to_rgb(upright))
+    return square(pixels, size)
 
 
 def try_load_rgb(path: str, size: int) -> np.ndarray | Skip:

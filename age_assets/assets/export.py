@@ -1,0 +1,146 @@
+"""exported_model: every trained member in one model file per runtime, and the check that each file
+computes what the Keras model computes."""
+
+import time
+from pathlib import Path
+
+import dagster as dg
+import joblib
+import numpy as np
+import pandas as pd
+
+from age_assets.artifacts import PROBABILITY_COLUMNS, Ensemble, Export, ImageSet, TrainedModel
+from age_assets.assets.versioning import VersionedConfig, code_version, data_version
+from age_assets.ml.backbones import get_backbone
+from age_assets.ml.metrics import mae
+from age_assets.ml.npy import iter_blocks
+from age_assets.resources import Storage
+from age_assets.storage import build_once, folder_bytes
+
+AGREEMENT_YEARS = 0.05
+"""Largest difference in age allowed between an export and the Keras model, on any validation image."""
+AGREEMENT_PROBABILITY = 0.01
+"""Likewise for any bucket probability."""
+
+
+class ExportConfig(VersionedConfig):
+    pass
+
+
+EXPORT_VERSION = code_version("1", ExportConfig)
+
+
+def _outputs(predict, images: Path, batch: int = 64) -> pd.DataFrame:  # noqa: ANN001 - any runtime
+    """Ages and bucket probabilities of ``predict(uint8 batch) -> (ages, buckets)`` over a stack."""
+    ages, buckets = zip(*(predict(np.ascontiguousarray(b)) for b in iter_blocks(images, batch)))
+    table = pd.DataFrame(np.concatenate(buckets), columns=PROBABILITY_COLUMNS)
+    table.insert(0, "age", np.concatenate(ages))
+    return table
+
+
+def export_asset(backbones: list[str]) -> dg.AssetsDefinition:
+    classifiers = [f"classifier_{b}" for b in backbones]
+
+    @dg.asset(
+        ins={name: dg.AssetIn() for name in classifiers},
+        code_version=EXPORT_VERSION,
+        kinds={"tensorflow", "onnx", "tflite"},
+        group_name="models",
+        description="One self-contained age estimator: uint8 face crops in, the ensemble's age and the 7 bucket "
+                    "probabilities out (resize, preprocessing, every member, mirror averaging, member weights and "
+                    "the bucket stacker inside), as a SavedModel, a LiteRT flatbuffer and ONNX.",
+    )
+    def exported_model(
+        context: dg.AssetExecutionContext, config: ExportConfig, image_arrays: ImageSet, ensemble: Ensemble,
+        bucket_ensemble: TrainedModel, storage: Storage, **trained: TrainedModel,
+    ) -> dg.Output[Export]:
+        started = time.perf_counter()
+        fingerprint = data_version(EXPORT_VERSION, config, image_arrays.fingerprint, ensemble.fingerprint,
+                                   bucket_ensemble.fingerprint, {c: trained[c].fingerprint for c in classifiers})
+        members = ensemble.info()["members"]
+        image_size = ensemble.info()["image_size"]
+
+        def build(folder: Path) -> None:
+            from age_assets.ml.export import export_all, inference_model, load_member
+
+            def member(path: Path, backbone: str, mirror_average: bool):  # noqa: ANN202
+                spec = get_backbone(backbone)
+                return load_member(path, spec.scale, spec.offset, mirror_average)
+
+            model = inference_model(
+                image_size,
+                [member(ensemble.folder / m["model"], m["backbone"], m["mirror_average"]) for m in members],
+                [m["weight"] for m in members],
+                [member(trained[c].model_path, b, trained[c].info().get("mirror_average", False))
+                 for c, b in zip(classifiers, backbones)],
+                joblib.load(bucket_ensemble.folder / "stacker.joblib"),
+            )
+            context.log.info(f"running the assembled model on {len(image_arrays.labels('valid'))} validation images")
+
+            def keras_predict(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                out = model.predict_on_batch(batch)
+                return out["age"], out["buckets"]
+
+            _outputs(keras_predict, image_arrays.images_path("valid")).to_csv(folder / "valid_predictions.csv", index=False)
+            context.log.info("writing SavedModel, LiteRT and ONNX")
+            export_all(model, folder, image_size, target=ensemble.info()["target"],
+                       members=[{k: m[k] for k in ("name", "backbone", "weight")} for m in members],
+                       classifiers=classifiers, bucket_stacker="bucket_ensemble")
+
+        folder = storage.artifact("exported_model", fingerprint)
+        reused = build_once(folder, build)
+        result = Export(folder, fingerprint)
+        reference = result.reference()
+        truth = image_arrays.labels("valid")[ensemble.info()["target"]].to_numpy()
+        graph_ages = ensemble.predictions("valid")["age"].to_numpy()
+        graph_buckets = bucket_ensemble.predictions("valid")["bucket"].to_numpy()
+        sizes = {name: folder_bytes(folder / file) if (folder / file).is_dir() else (folder / file).stat().st_size
+                 for name, file in result.info()["files"].items()}
+        return dg.Output(result, data_version=dg.DataVersion(fingerprint), metadata={
+            "val_mae": round(mae(reference["age"].to_numpy(), truth), 3),
+            "val_max_age_difference_to_ensemble": round(float(np.abs(reference["age"] - graph_ages).max()), 3),
+            "val_bucket_agreement_with_bucket_ensemble": round(float(np.mean(
+                reference[PROBABILITY_COLUMNS].to_numpy().argmax(axis=1) == graph_buckets)), 4),
+            **{f"size_mb_{name}": round(size / 1e6, 1) for name, size in sizes.items()},
+            "duration_s": round(time.perf_counter() - started, 2),
+            "reused": reused,
+            "fingerprint": fingerprint,
+        })
+
+    return exported_model
+
+
+def _saved_model_predict(folder: Path):  # noqa: ANN202 - a TensorFlow signature
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(str(folder)).signatures["serving_default"]
+
+    def predict(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = serve(faces=tf.constant(batch))
+        return out["age"].numpy(), out["buckets"].numpy()
+
+    return predict
+
+
+@dg.asset_check(asset="exported_model", blocking=True, additional_ins={"image_arrays": dg.AssetIn("image_arrays")},
+                description=f"Each export (SavedModel, LiteRT, ONNX) reproduces the Keras model on every validation "
+                            f"image: ages within {AGREEMENT_YEARS} years, bucket probabilities within "
+                            f"{AGREEMENT_PROBABILITY}.")
+def exports_agree_with_keras(image_arrays: ImageSet, exported_model: Export) -> dg.AssetCheckResult:
+    from age_assets.serving.runtime import ExportedModel
+
+    reference = exported_model.reference()
+    files = exported_model.info()["files"]
+    metadata: dict[str, float] = {}
+    passed = True
+    for name, file in files.items():
+        path = exported_model.folder / file
+        started = time.perf_counter()
+        predict = _saved_model_predict(path) if name == "saved_model" else ExportedModel(path).predict
+        table = _outputs(predict, image_arrays.images_path("valid"))
+        years = float(np.abs(table["age"] - reference["age"]).max())
+        probability = float(np.abs(table[PROBABILITY_COLUMNS].to_numpy() - reference[PROBABILITY_COLUMNS].to_numpy()).max())
+        passed &= years <= AGREEMENT_YEARS and probability <= AGREEMENT_PROBABILITY
+        metadata |= {f"{name}_max_age_difference": round(years, 5), f"{name}_max_probability_difference":
+                     round(probability, 6), f"{name}_seconds": round(time.perf_counter() - started, 1)}
+    return dg.AssetCheckResult(passed=passed, severity=dg.AssetCheckSeverity.ERROR, metadata=metadata)

@@ -1,0 +1,114 @@
+"""Ages of the faces in a picture: decode, detect, crop as the training faces were cropped, run the
+exported model."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from age_assets.ml.pixels import square, to_rgb
+from age_assets.serving.runtime import ExportedModel
+
+MAX_PIXELS = 40_000_000
+"""Largest picture decoded, in pixels (a 40-megapixel camera): beyond it, memory and time run away."""
+
+
+class PhotoError(ValueError):
+    """The bytes are not a picture that can be read; the message names the file and says why."""
+
+
+class PhotoTooLarge(PhotoError):
+    """More pixels than the limit allows."""
+
+
+@dataclass(frozen=True)
+class FaceAge:
+    """One face: where it is, how sure the detector was, and what the model says of it."""
+
+    index: int
+    box: tuple[int, int, int, int]  # x, y, width, height in pixels of the upright picture
+    score: float | None  # detector score; None where detection was skipped (the picture is a face crop)
+    age: float
+    bucket: str
+    probabilities: dict[str, float]  # bucket label -> probability
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def decode_photo(data: bytes, name: str, max_pixels: int = MAX_PIXELS, draft: int | None = None) -> np.ndarray:
+    """uint8 RGB [H, W, 3], upright per EXIF orientation, any format and mode Pillow reads.
+
+    The pixel limit is checked from the header, before anything is decoded. ``draft`` lets a JPEG
+    decode at the smallest DCT scale that keeps both sides at least that long, as ``image_arrays``
+    decodes training faces; without it the picture keeps its own size, so boxes are in its pixels.
+    """
+    if not data:
+        raise PhotoError(f"{name}: empty file")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise PhotoTooLarge(f"{name}: {width}x{height} pixels, over the limit of {max_pixels:,}")
+            if draft:
+                image.draft("RGB", (draft, draft))
+            upright = ImageOps.exif_transpose(image)
+            return np.asarray(to_rgb(upright))
+    except PhotoError:
+        raise
+    except UnidentifiedImageError:
+        raise PhotoError(f"{name}: not an image Pillow can read") from None
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise PhotoError(f"{name}: damaged or truncated image ({error})") from error
+
+
+class AgeEstimator:
+    """The exported model plus, unless ``detect`` is off, the face detector.
+
+    With ``detect`` off every picture is taken as one face crop and squared the way the training
+    faces were (``image_arrays``).
+    """
+
+    def __init__(self, model: Path, detect: bool = True, threads: int | None = None) -> None:
+        self.model = ExportedModel(model, threads)
+        self.image_size = self.model.image_size
+        self.detector = None
+        if detect:
+            from age_assets.serving.detector import FaceDetector
+
+            self.detector = FaceDetector(threads=threads)
+
+    def faces(self, image: np.ndarray) -> list[FaceAge]:
+        """Every face found in ``image`` (uint8 RGB [H, W, 3]), largest detector score first."""
+        height, width = image.shape[:2]
+        if self.detector is None:
+            boxes: list[tuple[int, int, int, int]] = [(0, 0, width, height)]
+            scores: list[float | None] = [None]
+            crops = [square(image, self.image_size)]
+        else:
+            from age_assets.serving.face_crops import crop_face
+
+            found = self.detector.detect(image)
+            boxes = [tuple(int(round(v)) for v in f.box) for f in found]  # type: ignore[misc]
+            scores = [round(float(f.score), 4) for f in found]
+            crops = [crop_face(image, f, self.image_size) for f in found]
+        return self._ages(crops, boxes, scores)
+
+    def crops(self, crops: np.ndarray) -> list[FaceAge]:
+        """Ages of face crops already at ``image_size`` (uint8 [N, S, S, 3]), one FaceAge each."""
+        size = crops.shape[1:3]
+        return self._ages(list(crops), [(0, 0, size[1], size[0])] * len(crops), [None] * len(crops))
+
+    def _ages(self, crops: list[np.ndarray], boxes: list[tuple[int, int, int, int]],
+              scores: list[float | None]) -> list[FaceAge]:
+        if not crops:
+            return []
+        ages, buckets = self.model.predict(np.stack(crops))
+        labels = self.model.bucket_labels
+        return [FaceAge(i, box, score, round(float(age), 2), labels[int(np.argmax(p))],
+                        {label: round(float(v), 4) for label, v in zip(labels, p)})
+                for i, (box, score, age, p) in enumerate(zip(boxes, scores, ages, buckets))]

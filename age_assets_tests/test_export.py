@@ -1,0 +1,91 @@
+"""The exported model: the bucket stacker in Keras operations, the assembled members, the runtimes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from age_assets.ml.bucket_stacking import all_buckets, bucket_stacker, stacking_inputs
+from age_assets.serving.runtime import DESCRIPTION, ExportedModel, ModelLoadError
+
+
+def _fitted_stacker(seed: int, buckets: list[int]):  # noqa: ANN202
+    rng = np.random.default_rng(seed)
+    n = 600
+    truth = rng.choice(buckets, n)
+    ages = np.array([5, 8, 15, 24, 36, 55, 75], dtype=float)[truth] + rng.normal(0, 4, n)
+    probabilities = [rng.dirichlet(np.ones(7), n) for _ in range(2)]
+    inputs = stacking_inputs(ages, probabilities)
+    return bucket_stacker().fit(inputs, truth), ages, probabilities
+
+
+@pytest.mark.parametrize("buckets", [list(range(7)), [1, 2, 4, 5], [3, 4]], ids=["all", "some", "two"])
+def test_stacker_in_keras_equals_scikit_learn(buckets: list[int]) -> None:
+    from keras import ops
+
+    from age_assets.ml.export import _stacked_buckets
+
+    stacker, ages, probabilities = _fitted_stacker(0, buckets)
+    ages = np.concatenate([ages, [-20.0, 0.0, 130.0, ages.min(), ages.max()]])  # beyond the knots: constant
+    probabilities = [np.concatenate([p, np.random.default_rng(1).dirichlet(np.ones(7), 5)]) for p in probabilities]
+    expected = all_buckets(stacker, stacking_inputs(ages, probabilities))
+    got = ops.convert_to_numpy(_stacked_buckets(stacker, ops.convert_to_tensor(ages.astype(np.float32)),
+                                                ops.convert_to_tensor(np.mean(probabilities, axis=0).astype(np.float32))))
+    assert got.shape == (len(ages), 7)
+    assert np.abs(got - expected).max() < 1e-4
+    assert np.all(got[:, [b for b in range(7) if b not in buckets]] == 0)
+
+
+def test_inference_model_combines_members_like_the_graph() -> None:
+    """Members with mirror averaging, member weights and averaged classifiers, checked against the
+    same arithmetic done by hand with each member alone."""
+    import keras
+
+    from age_assets.ml.backbones import get_backbone
+    from age_assets.ml.estimator import predict_images
+    from age_assets.ml.export import Member, inference_model
+    from age_assets.ml.models import HeadSpec, build_model
+
+    size = 32
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 256, (5, size, size, 3), dtype=np.uint8)
+    spec = get_backbone("mobilenet_v2")
+
+    def member(classes: int, mirror: bool, seed: int) -> Member:
+        keras.utils.set_random_seed(seed)  # the same seed, the same frozen backbone weights
+        model = build_model("mobilenet_v2", size, None, HeadSpec(units=8, dropout=0, output="linear"), 0, classes)
+        return Member(model, spec.scale, spec.offset, mirror)
+
+    regressors = [member(0, True, seed=1), member(0, False, seed=2)]
+    classifiers = [member(7, True, seed=1), member(7, True, seed=3)]
+    stacker, _, _ = _fitted_stacker(0, list(range(7)))
+    model = inference_model(size, regressors, [0.7, 0.4], classifiers, stacker)
+    out = model.predict_on_batch(faces)
+    fronts = [layer for layer in model.layers if layer.name.endswith("_front")]
+    assert len(fronts) == 3, "the two members with equal frozen backbones share one front"
+
+    def alone(m: Member) -> np.ndarray:
+        return predict_images(m.model, spec.preprocess_input, faces, m.mirror_average)
+
+    expected_age = 0.7 * alone(regressors[0]).reshape(-1) + 0.4 * alone(regressors[1]).reshape(-1)
+    expected_buckets = all_buckets(stacker, stacking_inputs(expected_age, [alone(m) for m in classifiers]))
+    assert np.abs(out["age"] - expected_age).max() < 1e-4
+    assert np.abs(out["buckets"] - expected_buckets).max() < 1e-4
+    larger = np.stack([np.kron(f, np.ones((2, 2, 1), np.uint8)) for f in faces])  # 64 px: resized back inside
+    assert np.abs(model.predict_on_batch(larger)["age"] - expected_age).max() < 1e-3
+
+
+def test_a_missing_or_damaged_export_names_the_file_and_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match=r"age_estimator.tflite: exported model file is missing.*exported_model"):
+        ExportedModel(tmp_path / "age_estimator.tflite")
+    (tmp_path / DESCRIPTION).write_text(json.dumps({"image_size": 32, "bucket_labels": ["a"] * 7}))
+    for name in ("age_estimator.tflite", "age_estimator.onnx"):
+        (tmp_path / name).write_bytes(b"\x00" * 64)
+        with pytest.raises(ModelLoadError, match=rf"{name}: cannot be loaded.*dg launch --assets exported_model"):
+            ExportedModel(tmp_path / name)
+    (tmp_path / DESCRIPTION).write_text("{")
+    with pytest.raises(ModelLoadError, match=rf"{DESCRIPTION}: cannot read"):
+        ExportedModel(tmp_path / "age_estimator.onnx")
