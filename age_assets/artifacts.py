@@ -17,36 +17,6 @@ from age_assets.ml.buckets import BUCKET_LABELS
 
 PROBABILITY_COLUMNS = [f"p_{label}" for label in BUCKET_LABELS]
 """Bucket probabilities in a classifier's ``predictions.csv``, beside its ``bucket``."""
-POINTERS = "pointers"
-"""Under the storage root: one ``<asset>.json`` per asset naming its current artifact folder."""
-
-
-@dataclass(frozen=True)
-class Pointer:
-    """What ``pointers/<asset>.json`` says: the handle type, the folder under the root, the fingerprint."""
-
-    type: str
-    folder: Path
-    fingerprint: str
-
-    @staticmethod
-    def path(root: Path, asset: str) -> Path:
-        return Path(root) / POINTERS / f"{asset}.json"
-
-    @classmethod
-    def read(cls, root: Path, asset: str) -> Pointer | None:
-        """The asset's pointer, or None where it was never materialized under ``root``."""
-        path = cls.path(root, asset)
-        if not path.is_file():
-            return None
-        record = json.loads(path.read_text())
-        return cls(record["type"], Path(root).resolve() / record["folder"], record["fingerprint"])
-
-    def text(self, root: Path) -> str:
-        return json.dumps({"type": self.type, "folder": str(self.folder.relative_to(Path(root).resolve())),
-                           "fingerprint": self.fingerprint}, indent=1)
-
-
 @dataclass(frozen=True)
 class Manifest:
     """A dataset's manifest (``manifest.csv``) and the inputs it skipped (``skipped.csv``)."""

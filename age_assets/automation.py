@@ -23,7 +23,9 @@ def retraining_schedule(cron: str = DEFAULT_RETRAIN_CRON) -> dg.ScheduleDefiniti
         cron_schedule=cron,
         target=RETRAINED,
         default_status=dg.DefaultScheduleStatus.STOPPED,
-        description="Retrains every model, classifier, the ensemble, the report and the exported model on the stored data.",
+        description=(
+            "Retrains every model, classifier, the ensemble, the report and the exported model on the stored data."
+        ),
     )
 
 

@@ -8,6 +8,7 @@ import csv
 import os
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -30,7 +31,7 @@ def image_files(paths: list[str]) -> list[Path]:
 
 def model_file(model: str | None, data_dir: str, runtime: str) -> Path:
     """``--model`` (a file, or an export folder), else the current ``exported_model`` under the data dir."""
-    from age_assets.artifacts import Pointer
+    from age_assets.storage import Pointer
 
     if model:
         path = Path(model)
@@ -48,23 +49,17 @@ def _estimator(args: argparse.Namespace):  # noqa: ANN202 - AgeEstimator, import
                         threads=args.threads)
 
 
-def _rows(path: Path, estimator, args: argparse.Namespace) -> Iterator[dict[str, object]]:  # noqa: ANN001
-    """CSV rows for one picture: a row per face, or one row saying why there is none."""
+def _decoded(path: Path, args: argparse.Namespace, draft: int | None):  # noqa: ANN202
+    """The picture's pixels, or the error message that names it."""
     from age_assets.serving.photos import PhotoError, decode_photo
 
     try:
-        image = decode_photo(path.read_bytes(), str(path), args.max_pixels,
-                             draft=estimator.image_size if args.crops else None)
+        return decode_photo(path.read_bytes(), str(path), args.max_pixels, draft)
     except (OSError, PhotoError) as error:
-        message = str(error) if isinstance(error, PhotoError) else f"{path}: {error.strerror}"
-        print(f"age-assets: {message}", file=sys.stderr)
-        yield {"path": path, "note": f"error: {message}"}
-        return
-    faces = estimator.faces(image)
-    if args.draw:
-        from age_assets.serving.drawing import draw_faces
+        return str(error) if isinstance(error, PhotoError) else f"{path}: {error.strerror}"
 
-        draw_faces(image, faces).save(Path(args.draw) / f"{path.stem}.jpg", quality=90)
+
+def _face_rows(path: Path, faces: list) -> Iterator[dict[str, object]]:  # noqa: ANN001 - list[FaceAge]
     if not faces:
         yield {"path": path, "note": "no face found"}
     for face in faces:
@@ -72,6 +67,47 @@ def _rows(path: Path, estimator, args: argparse.Namespace) -> Iterator[dict[str,
         yield {"path": path, "face": face.index, "x": x, "y": y, "width": width, "height": height,
                "score": face.score, "age": f"{face.age:.1f}", "bucket": face.bucket,
                **{f"p_{label}": p for label, p in face.probabilities.items()}}
+
+
+def _rows(files: list[Path], estimator, args: argparse.Namespace) -> Iterator[dict[str, object]]:  # noqa: ANN001
+    """CSV rows in file order: a row per face, or one row saying why a picture has none.
+
+    Pictures decode in threads ahead of the model; face crops (``--crops``) go to the model
+    ``--batch`` at a time, whole pictures one by one through the detector.
+    """
+    import numpy as np
+
+    from age_assets.ml.parallel import ordered_map
+    from age_assets.ml.pixels import square
+
+    size = estimator.image_size
+    decoded = ordered_map(lambda path: (path, _decoded(path, args, size if args.crops else None)), files,
+                          workers=args.threads or 2)
+    batch: list[tuple[Path, np.ndarray]] = []
+
+    def flush() -> Iterator[dict[str, object]]:
+        faces = estimator.crops(np.stack([square(image, size) for _, image in batch]))
+        for (path, image), face in zip(batch, faces):  # each crop is one picture's only face
+            yield from _face_rows(path, [replace(face, index=0, box=(0, 0, image.shape[1], image.shape[0]))])
+        batch.clear()
+
+    for path, image in decoded:
+        if isinstance(image, str):
+            print(f"age-assets: {image}", file=sys.stderr)
+            yield {"path": path, "note": f"error: {image}"}
+        elif args.crops:
+            batch.append((path, image))
+            if len(batch) == args.batch:
+                yield from flush()
+        else:
+            faces = estimator.faces(image)
+            if args.draw:
+                from age_assets.serving.drawing import draw_faces
+
+                draw_faces(image, faces).save(Path(args.draw) / f"{path.stem}.jpg", quality=90)
+            yield from _face_rows(path, faces)
+    if batch:
+        yield from flush()
 
 
 def predict(args: argparse.Namespace) -> int:
@@ -89,10 +125,9 @@ def predict(args: argparse.Namespace) -> int:
     writer = csv.DictWriter(sys.stdout, columns, restval="")
     writer.writeheader()
     failed = False
-    for path in image_files(args.paths):
-        for row in _rows(path, estimator, args):
-            failed |= str(row.get("note", "")).startswith("error")
-            writer.writerow(row)
+    for row in _rows(image_files(args.paths), estimator, args):
+        failed |= str(row.get("note", "")).startswith("error")
+        writer.writerow(row)
     sys.stdout.flush()
     return 1 if failed else 0
 
@@ -126,7 +161,8 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
                         help="LiteRT (default: starts in a tenth of a second) or ONNX Runtime")
     parser.add_argument("--crops", action="store_true",
                         help="the pictures are face crops already: skip detection, one face each")
-    parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS, help="refuse larger pictures (default %(default)s)")
+    parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
+                        help="refuse larger pictures (default %(default)s)")
     parser.add_argument("--threads", type=int, help="CPU threads for the model and the detector (default: up to 4)")
 
 
@@ -137,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("paths", nargs="+", help="image files, or folders of them")
     _model_options(p)
     p.add_argument("--draw", metavar="DIR", help="also write each picture with its faces boxed and aged into DIR")
+    p.add_argument("--batch", type=int, default=32, help="face crops per model call with --crops (default %(default)s)")
     s = commands.add_parser("serve", help="a web page and JSON API (POST /predict) for the exported model")
     _model_options(s)
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s: this machine only)")

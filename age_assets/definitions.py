@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Any
 
 import dagster as dg
 
@@ -13,9 +14,9 @@ from age_assets.assets.dataset import augmented_train, image_arrays, raw_dataset
 from age_assets.assets.export import export_asset, exports_agree_with_keras
 from age_assets.assets.models import classifier_asset, ensemble_asset, model_asset
 from age_assets.assets.report import report_asset
+from age_assets.automation import DEFAULT_RETRAIN_CRON, raw_data_changed, retraining_schedule
 from age_assets.io_managers import ArtifactIOManager
 from age_assets.ml.backbones import get_backbone
-from age_assets.automation import DEFAULT_RETRAIN_CRON, raw_data_changed, retraining_schedule
 from age_assets.resources import Accelerator, BackboneWeights, DatasetSource, Storage
 
 DEFAULT_BACKBONES = "mobilenet_v3_small,nasnet_mobile"
@@ -74,7 +75,7 @@ def backbones_from(env: Mapping[str, str]) -> list[str]:
 def build_defs(env: Mapping[str, str] = os.environ) -> dg.Definitions:
     """Definitions for the settings in ``env`` (the process environment by default)."""
     data_dir = env.get(ENV_DATA_DIR, "data")
-    download = {field: env[name] for field, name in
+    download: dict[str, Any] = {field: env[name] for field, name in
                 (("appa_real_url", ENV_APPA_URL), ("appa_real_checksum", ENV_APPA_CHECKSUM)) if name in env}
     source = DatasetSource(spec=env.get(ENV_DATASET, "appa-real"), test_spec=env.get(ENV_TEST_DATASET, ""), **download)
     backbones = backbones_from(env)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from age_assets.artifacts import Ensemble, Export, ImageSet, Manifest, Pointer, TrainedModel
-from age_assets.storage import atomic_write_text
+from age_assets.artifacts import Ensemble, Export, ImageSet, Manifest, TrainedModel
+from age_assets.storage import Pointer, atomic_write_text
 
 Handle = Manifest | ImageSet | TrainedModel | Ensemble | Export
 HANDLE_TYPES = {cls.__name__: cls for cls in (Manifest, ImageSet, TrainedModel, Ensemble, Export)}
@@ -38,8 +38,8 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         key = context.asset_key
         name = key.to_user_string()
         needed_by = context.op_def.name if context.has_asset_key else name
-        hint = (f"Materialize it together with what needs it: "
-                f"dagster asset materialize -m age_assets --select '*{needed_by}'")
+        hint = (f"Materialize it together with what needs it: dg launch --assets '*{needed_by}' "
+                f"(or: dagster asset materialize -m age_assets --select '*{needed_by}')")
         pointer = Pointer.read(self._root, '.'.join(key.path))
         if pointer is None:
             raise MissingUpstreamError(f"asset '{name}' has not been materialized under {self.data_dir}. {hint}")

@@ -22,7 +22,7 @@ def _png(figure: plt.Figure) -> bytes:
 def age_histogram(ages_by_split: dict[str, pd.Series]) -> bytes:
     """Stacked histogram of ages, one colour per split."""
     figure, axis = plt.subplots(figsize=(7, 3))
-    bins = np.arange(0, 122, 2)
+    bins = list(range(0, 122, 2))
     names = [name for name, ages in ages_by_split.items() if len(ages)]
     axis.hist([ages_by_split[name] for name in names], bins=bins, stacked=True, label=names)
     axis.set_xlabel("age (years)")
@@ -71,7 +71,7 @@ def predicted_vs_true(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> bytes
 def error_distribution(errors: dict[str, np.ndarray]) -> bytes:
     """Histogram of signed errors (predicted minus true) per model."""
     figure, axis = plt.subplots(figsize=(7, 3))
-    bins = np.arange(-40, 41, 2)
+    bins = list(range(-40, 41, 2))
     for name, err in errors.items():
         axis.hist(np.clip(err, -40, 40), bins=bins, histtype="step", label=name)
     axis.set_xlabel("predicted - true age (years)")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
-from pydantic import Field
 import pandas as pd
+from pydantic import Field
 
 from age_assets.datasets.appa_real import OFFICIAL_CHECKSUM, OFFICIAL_URL
 from age_assets.datasets.download import Progress
@@ -76,7 +76,8 @@ class BackboneWeights(dg.ConfigurableResource):
     """Where ImageNet weights come from (``AGE_ASSETS_WEIGHTS_DIR``)."""
 
     weights_dir: str = Field(
-        default="", description="Folder of <backbone>.weights.h5 no-top files; backbones without one download 'imagenet'"
+        default="",
+        description="Folder of <backbone>.weights.h5 no-top files; backbones without one download 'imagenet'",
     )
 
     def source(self, backbone: str) -> str:

@@ -16,6 +16,7 @@ import socket
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +111,33 @@ def build_once(target: Path, build: Callable[[Path], None]) -> bool:
     with atomic_dir(target) as scratch:
         build(scratch)
     return False
+
+
+POINTERS = "pointers"
+"""Under the storage root: one ``<asset>.json`` per asset naming its current artifact folder."""
+
+
+@dataclass(frozen=True)
+class Pointer:
+    """What ``pointers/<asset>.json`` says: the handle type, the folder under the root, the fingerprint."""
+
+    type: str
+    folder: Path
+    fingerprint: str
+
+    @staticmethod
+    def path(root: Path, asset: str) -> Path:
+        return Path(root) / POINTERS / f"{asset}.json"
+
+    @classmethod
+    def read(cls, root: Path, asset: str) -> Pointer | None:
+        """The asset's pointer, or None where it was never materialized under ``root``."""
+        path = cls.path(root, asset)
+        if not path.is_file():
+            return None
+        record = json.loads(path.read_text())
+        return cls(record["type"], Path(root).resolve() / record["folder"], record["fingerprint"])
+
+    def text(self, root: Path) -> str:
+        return json.dumps({"type": self.type, "folder": str(self.folder.relative_to(Path(root).resolve())),
+                           "fingerprint": self.fingerprint}, indent=1)

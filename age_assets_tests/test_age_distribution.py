@@ -6,9 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from age_assets.ml.age_distribution import (
-    BUCKET_SUMS, YEARS, age_distribution_loss, bucket_accuracy, with_bucket_sums,
-)
+from age_assets.ml.age_distribution import BUCKET_SUMS, YEARS, age_distribution_loss, bucket_accuracy, with_bucket_sums
 from age_assets.ml.buckets import BUCKET_LABELS, age_to_bucket
 from age_assets.ml.estimator import EstimatorSpec, train_estimator
 from age_assets.ml.models import HeadSpec
@@ -57,6 +55,8 @@ def test_bucket_sums_put_each_year_in_its_bucket_and_survive_saving(tmp_path: Pa
     assert np.allclose(keras.saving.load_model(tmp_path / "m.keras").predict(x, verbose=0), buckets, atol=1e-6)
 
 
+@pytest.mark.slow
+@pytest.mark.shared
 @pytest.mark.skipif(not V3_WEIGHTS.is_file(), reason="needs ImageNet weights for mobilenet_v3_small")
 def test_classifier_over_years_learns_buckets_encoded_in_pixels(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)

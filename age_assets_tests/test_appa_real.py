@@ -60,7 +60,8 @@ def test_duplicate_file_name_names_the_row(tmp_path: Path) -> None:
     csv = release / "gt_avg_valid.csv"
     lines = csv.read_text().splitlines()
     csv.write_text("\n".join([*lines, lines[2]]) + "\n")
-    with pytest.raises(ValueError, match=rf"gt_avg_valid\.csv, row {len(lines) + 1}: file {lines[2].split(',')[0]} is listed twice"):
+    twice = rf"gt_avg_valid\.csv, row {len(lines) + 1}: file {lines[2].split(',')[0]} is listed twice"
+    with pytest.raises(ValueError, match=twice):
         read_appa_real(release)
 
 

@@ -118,7 +118,8 @@ def _fake_model(folder: Path, column: str, predictions: dict[str, np.ndarray], c
     (folder / "info.json").write_text(json.dumps({"target": column}))
     rows = []
     for split, pred in predictions.items():
-        rows.append(pd.DataFrame({"split": split, "row": np.arange(len(pred)), "bucket" if classifier else "age": pred}))
+        rows.append(pd.DataFrame({"split": split, "row": np.arange(len(pred)),
+                                  "bucket" if classifier else "age": pred}))
     pd.concat(rows).to_csv(folder / "predictions.csv", index=False)
     return TrainedModel(folder, "x")
 

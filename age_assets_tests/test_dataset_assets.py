@@ -97,7 +97,8 @@ def test_full_images_instead_of_face_crops(materialize: Materialize, appa_real_z
 
 def test_own_test_set_replaces_the_test_split(materialize: Materialize, appa_real_zip: Path, tmp_path: Path) -> None:
     write_utkface(tmp_path / "mine", n=7)
-    env = {"AGE_ASSETS_DATASET": f"appa-real:{appa_real_zip}", "AGE_ASSETS_TEST_DATASET": f"utkface:{tmp_path / 'mine'}"}
+    env = {"AGE_ASSETS_DATASET": f"appa-real:{appa_real_zip}",
+           "AGE_ASSETS_TEST_DATASET": f"utkface:{tmp_path / 'mine'}"}
     table = materialize(env, "raw_dataset").output_for_node("raw_dataset").table()
     test = table[table["split"] == "test"]
     assert len(test) == 7 and test["face_path"].str.contains("mine").all()
@@ -116,7 +117,8 @@ def test_missing_upstream_names_the_selection_that_builds_it(materialize: Materi
     result = materialize({"AGE_ASSETS_DATASET": f"utkface:{utkface_dir}"}, "augmented_train", raise_on_error=False)
     assert not result.success
     message = str(result.get_step_failure_events()[0].step_failure_data.error)
-    assert "image_arrays" in message and "--select '*augmented_train'" in message
+    assert "image_arrays" in message and "dg launch --assets '*augmented_train'" in message
+    assert "--select '*augmented_train'" in message
 
 
 def test_undecodable_images_are_skipped_up_to_a_share(materialize: Materialize, utkface_dir: Path) -> None:

@@ -32,13 +32,15 @@ def test_stacker_in_keras_equals_scikit_learn(buckets: list[int]) -> None:
     ages = np.concatenate([ages, [-20.0, 0.0, 130.0, ages.min(), ages.max()]])  # beyond the knots: constant
     probabilities = [np.concatenate([p, np.random.default_rng(1).dirichlet(np.ones(7), 5)]) for p in probabilities]
     expected = all_buckets(stacker, stacking_inputs(ages, probabilities))
+    mean_probabilities = np.mean(probabilities, axis=0).astype(np.float32)
     got = ops.convert_to_numpy(_stacked_buckets(stacker, ops.convert_to_tensor(ages.astype(np.float32)),
-                                                ops.convert_to_tensor(np.mean(probabilities, axis=0).astype(np.float32))))
+                                                ops.convert_to_tensor(mean_probabilities)))
     assert got.shape == (len(ages), 7)
     assert np.abs(got - expected).max() < 1e-4
     assert np.all(got[:, [b for b in range(7) if b not in buckets]] == 0)
 
 
+@pytest.mark.slow
 def test_inference_model_combines_members_like_the_graph() -> None:
     """Members with mirror averaging, member weights and averaged classifiers, checked against the
     same arithmetic done by hand with each member alone."""

@@ -40,6 +40,7 @@ def detections(detector: FaceDetector, scenes: list[Scene]) -> list[list[Face]]:
     return [detector.detect(scene.image) for scene in scenes]
 
 
+@pytest.mark.shared
 def test_scene_is_a_jpeg_with_faces_where_its_boxes_say(faces: list[np.ndarray]) -> None:
     scene = make_scene(faces[:3], np.random.default_rng(1))
     height, width = scene.image.shape[:2]
@@ -54,6 +55,7 @@ def test_scene_is_a_jpeg_with_faces_where_its_boxes_say(faces: list[np.ndarray])
             assert box_iou(scene.boxes[i], other) == 0
 
 
+@pytest.mark.shared
 def test_finds_the_one_face_in_each_picture(scenes: list[Scene], detections: list[list[Face]]) -> None:
     for scene, found in zip(scenes, detections):
         assert len(found) == 1 and box_iou(found[0].box, scene.boxes[0]) >= 0.5
@@ -63,9 +65,13 @@ def test_finds_the_one_face_in_each_picture(scenes: list[Scene], detections: lis
         assert right_eye[0] < left_eye[0]  # the person's right eye is on the picture's left
 
 
+@pytest.mark.shared
 def test_crop_covers_the_training_crop(scenes: list[Scene], detections: list[list[Face]]) -> None:
+    """The crop is the training crop's square, 7% tighter on purpose (see face_crops): at best IoU 0.86."""
     for scene, found in zip(scenes, detections):
-        assert polygon_iou(RULE.corners(found[0]), box_corners(scene.boxes[0])) >= 0.8
+        corners, truth = RULE.corners(found[0]), box_corners(scene.boxes[0])
+        assert polygon_iou(corners, truth) >= 0.7
+        assert np.linalg.norm(corners.mean(axis=0) - truth.mean(axis=0)) <= 0.1 * scene.boxes[0][2]
     crop = crop_face(scenes[0].image, detections[0][0], 160)
     assert crop.shape == (160, 160, 3) and crop.dtype == np.uint8
 
@@ -76,6 +82,7 @@ def test_no_face_in_background_only_pictures(detector: FaceDetector) -> None:
         assert detector.detect(make_scene([], rng).image) == []
 
 
+@pytest.mark.shared
 def test_two_faces_in_a_two_face_picture(detector: FaceDetector, faces: list[np.ndarray]) -> None:
     rng = np.random.default_rng(3)
     for pair in (faces[4:6], faces[10:12]):
@@ -86,6 +93,7 @@ def test_two_faces_in_a_two_face_picture(detector: FaceDetector, faces: list[np.
             assert max(box_iou(face.box, box) for face in found) >= 0.5
 
 
+@pytest.mark.shared
 def test_greyscale_pictures(detector: FaceDetector, scenes: list[Scene]) -> None:
     grey = cv2.cvtColor(scenes[1].image, cv2.COLOR_RGB2GRAY)
     for picture in (cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB), grey):
@@ -93,6 +101,7 @@ def test_greyscale_pictures(detector: FaceDetector, scenes: list[Scene]) -> None
         assert len(found) == 1 and box_iou(found[0].box, scenes[1].boxes[0]) >= 0.5
 
 
+@pytest.mark.shared
 @pytest.mark.parametrize("width", [96, 4000])
 def test_very_small_and_very_large_pictures(detector: FaceDetector, scenes: list[Scene], width: int) -> None:
     scene = scenes[2]

@@ -17,6 +17,8 @@ from age_assets.serving.scenes import background, box_iou, make_scene
 from age_assets_tests.conftest import SHARED_UTKFACE, SHARED_WEIGHTS, synthetic_face, write_utkface
 
 pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.shared,
     pytest.mark.skipif(not (SHARED_WEIGHTS / "mobilenet_v2.weights.h5").is_file(), reason="needs ../shared/weights"),
     pytest.mark.xdist_group("graph"),  # one worker builds the module's graph once
 ]
@@ -54,7 +56,8 @@ def test_report_has_every_model_and_its_keys(graph) -> None:
     assert set(report["classifiers"]) == {"classifier_mobilenet_v3_small", "classifier_mobilenet_v2",
                                           "classifiers_averaged", "bucket_ensemble"}
     for metrics in report["regressors"].values():
-        assert {"mae", "cs5", "bucket_accuracy", "bucket_macro_f1", "mae_per_bucket", "confusion_matrix"} <= set(metrics)
+        assert {"mae", "cs5", "bucket_accuracy", "bucket_macro_f1", "mae_per_bucket",
+                "confusion_matrix"} <= set(metrics)
         assert 0 <= metrics["cs5"] <= 1 and metrics["mae"] >= 0
         assert "mae_apparent" not in metrics, "UTKFace has no votes"
     for metrics in report["classifiers"].values():

@@ -39,8 +39,8 @@ def test_frozen_backbone_caches_pooled_vectors_and_batch_norm_never_trains() -> 
     full = build_model("mobilenet_v2", 64, None, HeadSpec(units=8), -1)
     split = split_at_frozen_boundary(full)
     assert split.front is None and split.boundary == []
-    assert not any(isinstance(l, keras.layers.BatchNormalization) and l.trainable for l in full.layers)
-    assert any(isinstance(l, keras.layers.Conv2D) and l.trainable for l in full.layers)
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) and layer.trainable for layer in full.layers)
+    assert any(isinstance(layer, keras.layers.Conv2D) and layer.trainable for layer in full.layers)
 
 
 def _stack(folder: Path, name: str, ages: np.ndarray, size: int = 32) -> Stack:
@@ -51,6 +51,7 @@ def _stack(folder: Path, name: str, ages: np.ndarray, size: int = 32) -> Stack:
     return Stack(folder / f"{name}.npy", ages.astype(np.float32), name)
 
 
+@pytest.mark.shared
 @pytest.mark.skipif(not V3_WEIGHTS.is_file(), reason="needs ImageNet weights for mobilenet_v3_small")
 def test_mirror_average_is_the_mean_over_each_image_and_its_mirror(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
@@ -58,8 +59,8 @@ def test_mirror_average_is_the_mean_over_each_image_and_its_mirror(tmp_path: Pat
         writer.append(rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8))
         writer.close()
     stack = Stack(tmp_path / "noise.npy", np.linspace(10, 60, 6).astype(np.float32), "noise")
-    spec = EstimatorSpec("mobilenet_v3_small", str(V3_WEIGHTS), 32, HeadSpec(units=8), 10, FitSpec(epochs=1, batch_size=3),
-                         mirror_average=True)
+    spec = EstimatorSpec("mobilenet_v3_small", str(V3_WEIGHTS), 32, HeadSpec(units=8), 10,
+                         FitSpec(epochs=1, batch_size=3), mirror_average=True)
     trained = train_estimator(spec, stack, stack, {"test": stack}, tmp_path / "cache", log=lambda m: None)
     preprocess = get_backbone("mobilenet_v3_small").preprocess_input
     plain = predict_stack(trained.model, preprocess, stack.images).reshape(-1)
@@ -71,6 +72,8 @@ def test_mirror_average_is_the_mean_over_each_image_and_its_mirror(tmp_path: Pat
     assert np.allclose(full, expected, atol=1e-4), "full model, mirrored batches"
 
 
+@pytest.mark.slow
+@pytest.mark.shared
 @pytest.mark.skipif(not V3_WEIGHTS.is_file(), reason="needs ImageNet weights for mobilenet_v3_small")
 def test_model_learns_age_encoded_in_pixels(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
@@ -100,6 +103,8 @@ def test_weights_are_named_by_their_content_not_their_path(tmp_path: Path) -> No
     assert weights_identity(str(first)) != before, "a file replaced at the same path is new weights"
 
 
+@pytest.mark.slow
+@pytest.mark.shared
 @pytest.mark.skipif(not V3_WEIGHTS.is_file(), reason="needs ImageNet weights for mobilenet_v3_small")
 def test_cached_features_follow_the_weights_file_wherever_it_lies(tmp_path: Path) -> None:
     stack = _stack(tmp_path, "faces", np.array([5.0, 30.0, 60.0, 80.0]))
@@ -117,6 +122,7 @@ def test_cached_features_follow_the_weights_file_wherever_it_lies(tmp_path: Path
     assert not any(m.startswith("computing") for m in again), again
 
 
+@pytest.mark.slow
 def test_weights_file_is_preferred_and_missing_download_says_both_ways_out(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -11,7 +11,10 @@ from age_assets.datasets.utkface import age_from_name
 from age_assets.ml.images import load_rgb
 from age_assets_tests.conftest import SHARED_UTKFACE, Materialize
 
-pytestmark = pytest.mark.skipif(not SHARED_UTKFACE.is_dir(), reason=f"{SHARED_UTKFACE} is not here")
+pytestmark = [
+    pytest.mark.shared,
+    pytest.mark.skipif(not SHARED_UTKFACE.is_dir(), reason=f"{SHARED_UTKFACE} is not here"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +32,8 @@ def test_real_faces_become_aligned_arrays(materialize: Materialize, real_faces: 
     result = materialize({"AGE_ASSETS_DATASET": f"utkface:{real_faces}"}, "raw_dataset,image_arrays", config)
     files = sorted(real_faces.iterdir())
     table = result.output_for_node("raw_dataset").table()
-    assert len(table) == len(files) and result.asset_materializations_for_node("raw_dataset")[0].metadata["skipped"].value == 0
+    assert len(table) == len(files)
+    assert result.asset_materializations_for_node("raw_dataset")[0].metadata["skipped"].value == 0
     arrays: ImageSet = result.output_for_node("image_arrays")
     total = 0
     for split in arrays.splits:

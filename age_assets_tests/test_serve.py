@@ -24,14 +24,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import uvicorn
-from PIL import Image
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from age_assets.ml.buckets import BUCKET_LABELS
+from age_assets.serving import web
 from age_assets.serving.photos import AgeEstimator, FaceAge, decode_photo
 from age_assets.serving.scenes import make_scene
-from age_assets.serving import web
 from age_assets.serving.web import Estimator, ServeLimits, create_app
 from age_assets_tests.conftest import SHARED_UTKFACE
 
@@ -142,6 +142,7 @@ def expected_faces(estimator: Estimator, photo: bytes) -> list[dict]:
              "age": f.age, "bucket": f.bucket, "probabilities": f.probabilities} for f in faces]
 
 
+@pytest.mark.shared
 def test_a_photo_gives_each_face_with_its_age(estimator: Estimator, photo: bytes) -> None:
     with client_for(estimator) as client:
         status, body = post(client, photo)
@@ -151,6 +152,7 @@ def test_a_photo_gives_each_face_with_its_age(estimator: Estimator, photo: bytes
     assert body["message"] == f"{len(body['faces'])} face{'s' if len(body['faces']) > 1 else ''} found"
 
 
+@pytest.mark.shared
 def test_a_photo_without_faces_says_so(photo: bytes) -> None:
     with client_for(NoFaces()) as client:
         status, body = post(client, photo)
@@ -164,6 +166,7 @@ def test_health_names_the_model_and_its_input_size(estimator: Estimator) -> None
                     "max_upload_bytes": ServeLimits().max_upload_bytes, "max_pixels": ServeLimits().max_pixels}
 
 
+@pytest.mark.shared
 def test_serve_loads_the_model_once_and_runs_uvicorn(monkeypatch: pytest.MonkeyPatch, photo: bytes) -> None:
     loaded: list[tuple[Path, bool]] = []
     served: dict = {}
@@ -239,12 +242,14 @@ def test_an_undeclared_upload_is_cut_off_at_the_limit(fake: FakeEstimator) -> No
     assert read < 1_200_000
 
 
+@pytest.mark.shared
 def test_a_file_over_the_upload_limit_is_named(fake: FakeEstimator, photo: bytes) -> None:
     with client_for(fake, max_upload_bytes=len(photo) - 1) as client:
         status, body = post(client, photo)
     assert status == 413 and body["error"].startswith(f"{PHOTO_NAME} is ")
 
 
+@pytest.mark.shared
 def test_a_picture_over_the_pixel_limit_is_refused(fake: FakeEstimator, photo: bytes) -> None:
     with client_for(fake, max_pixels=PHOTO_SIZE[0] * PHOTO_SIZE[1] - 1) as client:
         status, body = post(client, photo)
@@ -252,6 +257,7 @@ def test_a_picture_over_the_pixel_limit_is_refused(fake: FakeEstimator, photo: b
     assert fake.most_running == 0
 
 
+@pytest.mark.shared
 @pytest.mark.parametrize("name, cut", [("notes.txt", None), ("empty.jpg", 0), ("half.jpg", 0.5)])
 def test_files_that_are_not_pictures_are_named(fake: FakeEstimator, photo: bytes, name: str,
                                                cut: float | None) -> None:
@@ -262,12 +268,14 @@ def test_files_that_are_not_pictures_are_named(fake: FakeEstimator, photo: bytes
     assert fake.most_running == 0
 
 
+@pytest.mark.shared
 def test_a_request_without_the_image_field_gets_422(fake: FakeEstimator, photo: bytes) -> None:
     with client_for(fake) as client:
         status, body = post(client, photo, field="photo")
     assert status == 422 and "'image'" in body["error"]
 
 
+@pytest.mark.shared
 def test_a_failing_estimator_gives_500_and_the_server_goes_on(photo: bytes) -> None:
     with client_for(FailsOnce()) as client:
         failed, body = post(client, photo)
@@ -276,6 +284,7 @@ def test_a_failing_estimator_gives_500_and_the_server_goes_on(photo: bytes) -> N
     assert again == 200
 
 
+@pytest.mark.shared
 def test_one_inference_at_a_time_when_max_concurrent_is_1(photo: bytes) -> None:
     estimator = FakeEstimator(delay_s=0.2)
     with client_for(estimator, max_concurrent=1) as client, ThreadPoolExecutor(3) as pool:
@@ -286,6 +295,7 @@ def test_one_inference_at_a_time_when_max_concurrent_is_1(photo: bytes) -> None:
     assert estimator.most_running == 1 and elapsed >= 0.6
 
 
+@pytest.mark.shared
 def test_a_request_waiting_past_the_queue_timeout_gets_503(photo: bytes) -> None:
     estimator = Gated()
     with client_for(estimator, max_concurrent=1, queue_timeout_s=0.3) as client, ThreadPoolExecutor(1) as pool:
@@ -330,6 +340,8 @@ def live_server(app: FastAPI) -> Iterator[str]:
         listener.close()
 
 
+@pytest.mark.slow
+@pytest.mark.shared(allowed_skip="needs Chromium")
 @pytest.mark.xdist_group("webserver")  # one Chromium at a time with test_ui on a small machine
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (Debian's chromium package; .ci/run installs it)")
 def test_the_page_boxes_each_face_with_its_age_in_headless_chromium(estimator: Estimator, photo: bytes) -> None:

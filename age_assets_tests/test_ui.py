@@ -20,7 +20,7 @@ from age_assets.definitions import build_defs
 ROOT = Path(__file__).resolve().parents[1]
 BACKBONES = "mobilenet_v3_small,mobilenet_v2"
 SCREENSHOTS = Path(os.environ.get("AGE_ASSETS_TEST_ARTIFACTS", ROOT / "test-artifacts"))
-pytestmark = pytest.mark.xdist_group("webserver")  # one worker, one webserver for the module
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("webserver")]  # one worker, one webserver for the module
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 
 QUERY = """{
@@ -87,11 +87,13 @@ def test_graphql_lists_every_asset_check_schedule_and_sensor(webserver: str) -> 
     assert set(nodes) == {key.to_user_string() for key in graph.get_all_asset_keys()}
     for name, node in nodes.items():
         assert node["description"] and node["groupName"] in {"data", "models", "evaluation"} and node["kinds"], name
-    checks = {(name, c["name"]) for name, n in nodes.items() for c in n["assetChecksOrError"]["checks"] if c["blocking"]}
+    checks = {(name, c["name"]) for name, n in nodes.items() for c in n["assetChecksOrError"]["checks"]
+              if c["blocking"]}
     assert checks == {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
-    assert len(checks) == 6
+    assert len(checks) == 7  # image_arrays, 2 models, 2 classifiers, bucket_ensemble, exported_model
     repository = data["repositoriesOrError"]["nodes"][0]
-    assert [(s["name"], s["scheduleState"]["status"]) for s in repository["schedules"]] == [("weekly_retraining", "STOPPED")]
+    schedules = [(s["name"], s["scheduleState"]["status"]) for s in repository["schedules"]]
+    assert schedules == [("weekly_retraining", "STOPPED")]
     assert [(s["name"], s["sensorState"]["status"]) for s in repository["sensors"]] == [("raw_data_changed", "STOPPED")]
 
 

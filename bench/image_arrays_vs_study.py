@@ -3,9 +3,10 @@
 Usage: python bench/image_arrays_vs_study.py [--faces ../shared/data/utkface] [--n 5000]
        [--repeats 2] [--memory-n 2000 20000]
 
-Prints the best wall time of each over ``--repeats`` alternating runs and their ratio over ``--n`` faces, checks shape and dtype agree and
-states the pixel difference; then the peak resident memory of each, measured in a fresh process,
-for every count in ``--memory-n``: ours should stay flat while the study's grows with the count.
+Prints the best wall time of each over ``--repeats`` alternating runs and their ratio over ``--n``
+faces, checks shape and dtype agree and states the pixel difference; then the peak resident memory
+of each, measured in a fresh process, for every count in ``--memory-n``: ours should stay flat
+while the study's grows with the count.
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ def main() -> None:
         a, b = stacks["study"], stacks["ours"]
         assert a.shape == b.shape and a.dtype == b.dtype, (a.shape, a.dtype, b.shape, b.dtype)
         diff = np.abs(a.astype(np.int16) - b.astype(np.int16))
-        print(f"{args.n} faces at {SIZE} px, best of {args.repeats}: study {seconds['study']:.1f} s, ours {seconds['ours']:.1f} s, "
+        print(f"{args.n} faces at {SIZE} px, best of {args.repeats}: study {seconds['study']:.1f} s, "
+              f"ours {seconds['ours']:.1f} s, "
               f"speed-up {seconds['study'] / seconds['ours']:.2f}x")
         print(f"same shape {a.shape} and dtype {a.dtype}; pixel difference: mean {diff.mean():.2f}, "
               f"99th percentile {np.percentile(diff, 99):.0f}, max {diff.max()} (of 255)")

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from age_assets.artifacts import Pointer
+from age_assets.storage import Pointer
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_UTKFACE = ROOT.parent / "shared" / "data" / "utkface"

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from age_assets.artifacts import ImageSet, Pointer
+from age_assets.artifacts import ImageSet
 from age_assets.ml.estimator import EstimatorSpec, Stack, train_estimator
 from age_assets.ml.metrics import mae
 from age_assets.ml.models import HeadSpec
 from age_assets.ml.training import FitSpec
 from age_assets.ml.weights import weights_source
+from age_assets.storage import Pointer
 
 
 def main() -> None:
@@ -46,7 +47,8 @@ def main() -> None:
         ages = source.labels(split)["real_age"].to_numpy(np.float32)
         return Stack(source.images_path(split), ages, f"{source.fingerprint}/{split}")
 
-    spec = EstimatorSpec(args.backbone, weights_source(args.backbone, args.weights_dir), arrays.images("train").shape[1],
+    image_size = arrays.images("train").shape[1]
+    spec = EstimatorSpec(args.backbone, weights_source(args.backbone, args.weights_dir), image_size,
                          HeadSpec(), args.train_last,
                          FitSpec(learning_rate=args.learning_rate, loss=args.loss, epochs=args.epochs,
                                  patience=args.patience), mirror_average=args.mirror_average)
@@ -57,9 +59,10 @@ def main() -> None:
               f"({time.perf_counter() - started:.0f} s)", flush=True)
 
     evaluated = {"valid": stack("valid"), "test": stack("test")}
-    trained = train_estimator(spec, stack("train", train_set), evaluated["valid"], evaluated, root / "cache" / "features",
-                              print, on_epoch)
-    print(f"{args.backbone} train_last={args.train_last} lr={args.learning_rate} loss={args.loss} on {args.train_on} cut={trained.boundary}: "
+    trained = train_estimator(spec, stack("train", train_set), evaluated["valid"], evaluated,
+                              root / "cache" / "features", print, on_epoch)
+    print(f"{args.backbone} train_last={args.train_last} lr={args.learning_rate} loss={args.loss} "
+          f"on {args.train_on} cut={trained.boundary}: "
           f"valid MAE {mae(trained.predictions['valid'], evaluated['valid'].targets):.3f}, "
           f"test MAE {mae(trained.predictions['test'], evaluated['test'].targets):.3f}, "
           f"{time.perf_counter() - started:.0f} s")

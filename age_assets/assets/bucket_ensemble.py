@@ -9,12 +9,13 @@ import joblib
 import numpy as np
 
 from age_assets.artifacts import PROBABILITY_COLUMNS, Ensemble, ImageSet, TrainedModel, write_predictions
+from age_assets.assets.models import EVALUATED
 from age_assets.assets.versioning import VersionedConfig, code_version, data_version
 from age_assets.ml.bucket_stacking import all_buckets, bucket_stacker, cross_validated_accuracy, stacking_inputs
-from age_assets.assets.models import EVALUATED
 from age_assets.ml.buckets import age_to_bucket
 from age_assets.resources import Storage
 from age_assets.storage import build_once
+
 
 class BucketEnsembleConfig(VersionedConfig):
     pass

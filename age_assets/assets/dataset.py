@@ -2,12 +2,12 @@
 
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import dagster as dg
-from pydantic import Field
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from age_assets.artifacts import ImageSet, Manifest
 from age_assets.assets.metadata import check_skipped_share, peak_rss_mb, png, progress_logger, skipped_table
@@ -63,7 +63,7 @@ def write_skipped(folder: Path, skipped: list[Skip]) -> None:
     pd.DataFrame(skipped, columns=["path", "reason"]).to_csv(folder / "skipped.csv", index=False)
 
 
-def _skipped_metadata(folder: Path) -> dict[str, object]:
+def _skipped_metadata(folder: Path) -> dict[str, Any]:
     table = pd.read_csv(folder / "skipped.csv")
     skipped = [Skip(p, r) for p, r in zip(table["path"], table["reason"])]
     return {"skipped": len(skipped), "skipped_files": skipped_table(skipped)}
@@ -73,7 +73,7 @@ def _sample_rows(n: int, k: int = SAMPLE_FACES) -> np.ndarray:
     return np.sort(np.random.default_rng(0).choice(n, size=min(n, k), replace=False))
 
 
-def _image_set_metadata(images: ImageSet, started: float, reused: bool) -> dict[str, object]:
+def _image_set_metadata(images: ImageSet, started: float, reused: bool) -> dict[str, Any]:
     labels = {split: images.labels(split) for split in images.splits}
     first = images.splits[0] if "train" not in labels else "train"
     stack = images.images(first)
@@ -186,7 +186,9 @@ def image_arrays(
     code_version=AUGMENTED_TRAIN_VERSION,
     kinds={"numpy"},
     group_name=GROUP,
-    description="The training split grown by the study's albumentations pipeline; copy 0 of each image is the original.",
+    description=(
+        "The training split grown by the study's albumentations pipeline; copy 0 of each image is the original."
+    ),
 )
 def augmented_train(
     context: dg.AssetExecutionContext, config: AugmentedTrainConfig, image_arrays: ImageSet, storage: Storage

@@ -81,7 +81,8 @@ def export_asset(backbones: list[str]) -> dg.AssetsDefinition:
                 out = model.predict_on_batch(batch)
                 return out["age"], out["buckets"]
 
-            _outputs(keras_predict, image_arrays.images_path("valid")).to_csv(folder / "valid_predictions.csv", index=False)
+            keras_outputs = _outputs(keras_predict, image_arrays.images_path("valid"))
+            keras_outputs.to_csv(folder / "valid_predictions.csv", index=False)
             context.log.info("writing SavedModel, LiteRT and ONNX")
             export_all(model, folder, image_size, target=ensemble.info()["target"],
                        members=[{k: m[k] for k in ("name", "backbone", "weight")} for m in members],
@@ -139,7 +140,8 @@ def exports_agree_with_keras(image_arrays: ImageSet, exported_model: Export) -> 
         predict = _saved_model_predict(path) if name == "saved_model" else ExportedModel(path).predict
         table = _outputs(predict, image_arrays.images_path("valid"))
         years = float(np.abs(table["age"] - reference["age"]).max())
-        probability = float(np.abs(table[PROBABILITY_COLUMNS].to_numpy() - reference[PROBABILITY_COLUMNS].to_numpy()).max())
+        probability = float(np.abs(table[PROBABILITY_COLUMNS].to_numpy()
+                                   - reference[PROBABILITY_COLUMNS].to_numpy()).max())
         passed &= years <= AGREEMENT_YEARS and probability <= AGREEMENT_PROBABILITY
         metadata |= {f"{name}_max_age_difference": round(years, 5), f"{name}_max_probability_difference":
                      round(probability, 6), f"{name}_seconds": round(time.perf_counter() - started, 1)}

@@ -4,9 +4,9 @@ import json
 import os
 import shutil
 import time
-from pathlib import Path
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
 import numpy as np
@@ -112,7 +112,7 @@ def _stacks(
 
 def _train_asset(backbone: str, classifier: bool) -> dg.AssetsDefinition:
     kind = "classifier" if classifier else "model"
-    config_type = ClassifierConfig if classifier else ModelConfig
+    config_type: Any = ClassifierConfig if classifier else ModelConfig  # its fields differ: typed loosely
     version = CLASSIFIER_VERSION if classifier else MODEL_VERSION
     description = (f"{backbone} classifier of the 7 age buckets {', '.join(BUCKET_LABELS)}."
                    if classifier else f"{backbone} regressor of age in years, ImageNet weights, the study's head.")
@@ -128,7 +128,7 @@ def _train_asset(backbone: str, classifier: bool) -> dg.AssetsDefinition:
     )
     def train(
         context: dg.AssetExecutionContext,
-        config: config_type,
+        config: config_type,  # type: ignore[valid-type]  # Dagster reads the config class from this annotation
         image_arrays: ImageSet,
         augmented_train: ImageSet,
         storage: Storage,
@@ -206,7 +206,7 @@ def _train_asset(backbone: str, classifier: bool) -> dg.AssetsDefinition:
     return train
 
 
-def _classifier_metadata(result: TrainedModel, image_arrays: ImageSet) -> dict[str, object]:
+def _classifier_metadata(result: TrainedModel, image_arrays: ImageSet) -> dict[str, Any]:
     """Validation accuracy, macro-F1 and confusion matrix of a bucket classifier."""
     scores = classifier_metrics(result.predictions("valid")["bucket"].to_numpy(), image_arrays.labels("valid"))
     rows = ["| true \\ predicted | " + " | ".join(BUCKET_LABELS) + " |", "|---" * (len(BUCKET_LABELS) + 1) + "|"]

@@ -85,7 +85,7 @@ def download(
     dest = Path(dest)
     if dest.exists() and checksum is None:
         return dest
-    if dest.exists():
+    if dest.exists() and checksum is not None:
         try:
             verify_checksum(dest, checksum)
             return dest

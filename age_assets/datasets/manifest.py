@@ -42,7 +42,7 @@ def finish_manifest(rows: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def file_stats(paths: Iterable[str]) -> list[tuple[str, int, int]]:
+def file_stats(paths: Iterable[str | Path]) -> list[tuple[str, int, int]]:
     """(path, size, mtime_ns) per file: enough to notice an image that was replaced or edited."""
     out = []
     for p in paths:

@@ -63,7 +63,8 @@ def _appa_real_folder(spec: SourceSpec, workdir: Path, fetch: Download, progress
                 "on disk: 'appa-real:/path/to/appa-real-release.zip' (or its extracted folder), or at a "
                 "UTKFace folder: 'utkface:/path/to/UTKFace'"
             ) from error
-        return extract_archive(archive, workdir / "extracted" / f"{archive.stem}-{fetch.checksum or 'unverified'}".replace(":", "-"))
+        folder = f"{archive.stem}-{fetch.checksum or 'unverified'}".replace(":", "-")
+        return extract_archive(archive, workdir / "extracted" / folder)
     if spec.path.is_dir():
         return spec.path
     if spec.path.is_file():

@@ -33,8 +33,8 @@ def age_distribution_loss(sigma: float) -> Callable:
     years = np.arange(YEARS, dtype=np.float32)[None, :]
 
     def age_distribution(ages: object, probabilities: object) -> object:
-        ages = ops.clip(ops.reshape(ops.cast(ages, "float32"), (-1, 1)), 0.0, MAX_AGE)
-        target = ops.exp(-0.5 * ops.square((years - ages) / sigma))
+        clipped = ops.clip(ops.reshape(ops.cast(ages, "float32"), (-1, 1)), 0.0, MAX_AGE)
+        target = ops.exp(-0.5 * ops.square((years - clipped) / sigma))
         target = target / ops.sum(target, axis=1, keepdims=True)
         return -ops.sum(target * ops.log(ops.clip(probabilities, 1e-7, 1.0)), axis=1)
 

@@ -9,9 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from age_assets.ml.age_distribution import (
-    BUCKET_SUMS, YEARS, age_distribution_loss, bucket_accuracy, with_bucket_sums,
-)
+from age_assets.ml.age_distribution import BUCKET_SUMS, YEARS, age_distribution_loss, bucket_accuracy, with_bucket_sums
 from age_assets.ml.backbones import get_backbone
 from age_assets.ml.features import extract_features, feature_files, model_input, save_features
 from age_assets.ml.models import HeadSpec, Split, build_model, split_at_frozen_boundary

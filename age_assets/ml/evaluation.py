@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -39,7 +41,7 @@ def regressor_metrics(pred: np.ndarray, labels: pd.DataFrame) -> dict[str, objec
     return metrics
 
 
-def classifier_metrics(pred_buckets: np.ndarray, labels: pd.DataFrame) -> dict[str, object]:
+def classifier_metrics(pred_buckets: np.ndarray, labels: pd.DataFrame) -> dict[str, Any]:
     return bucket_scores(pred_buckets, labels["real_age"].to_numpy(float))
 
 

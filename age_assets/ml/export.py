@@ -18,6 +18,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -59,7 +60,7 @@ class _SharedFronts:
 
     def __init__(self, pixels: object, mirrored: object | None) -> None:
         self.pixels, self.mirrored = pixels, mirrored
-        self.fronts: list[tuple[Split, Member, object]] = []
+        self.fronts: list[tuple[tuple, keras.Model, object]] = []  # (what feeds it, front, its outputs)
 
     def _input(self, member: Member) -> object:
         both = self.mirrored is not None and member.mirror_average
@@ -67,16 +68,16 @@ class _SharedFronts:
         return layers.Rescaling(member.scale, member.offset)(pixels)
 
     def _front_outputs(self, split: Split, member: Member) -> object:
-        for other, other_member, outputs in self.fronts:
-            if (other.boundary == split.boundary and (other_member.scale, other_member.offset,
-                other_member.mirror_average) == (member.scale, member.offset, member.mirror_average)
-                    and _same_weights(other.front, split.front)):
+        assert split.front is not None  # __call__ asks only where the member has a front
+        key = (tuple(split.boundary), member.scale, member.offset, member.mirror_average)
+        for other_key, front, outputs in self.fronts:
+            if other_key == key and _same_weights(front, split.front):
                 return outputs
         outputs = split.front(self._input(member))
-        self.fronts.append((split, member, outputs))
+        self.fronts.append((key, split.front, outputs))
         return outputs
 
-    def __call__(self, member: Member) -> object:
+    def __call__(self, member: Member) -> Any:  # a Keras tensor
         split = split_at_frozen_boundary(member.model)
         out = split.tail(self._front_outputs(split, member)) if split.front is not None else \
             member.model(self._input(member))

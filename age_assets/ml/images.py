@@ -16,7 +16,6 @@ from age_assets.ml.npy import StackWriter
 from age_assets.ml.parallel import ordered_map
 from age_assets.ml.pixels import square, to_rgb
 
-
 ORIENTATION = 0x0112
 """The EXIF tag saying how to turn the stored pixels upright; 1 (or none) means they are."""
 EXIF_HEADER = b"Exif\x00\x00"

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 
 def read_rows(path: Path, start: int, stop: int) -> np.ndarray:
@@ -40,7 +41,7 @@ class StackWriter:
     If fewer rows arrive, ``close`` rewrites the file to hold exactly those.
     """
 
-    def __init__(self, path: Path, capacity: int, row_shape: tuple[int, ...], dtype: np.dtype = np.uint8):
+    def __init__(self, path: Path, capacity: int, row_shape: tuple[int, ...], dtype: DTypeLike = np.uint8):
         self.path, self.capacity, self.row_shape, self.dtype = Path(path), capacity, row_shape, np.dtype(dtype)
         header = np.lib.format.open_memmap(self.path, mode="w+", dtype=self.dtype, shape=(capacity, *row_shape))
         self.offset = header.offset

@@ -11,7 +11,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     """``image`` as 8-bit RGB. PIL's own conversion clips 16-bit greyscale at 255 (a white face),
     so those values are scaled down instead; alpha is dropped."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        values = np.asarray(image, dtype=np.float32)
+        values: np.ndarray = np.asarray(image, dtype=np.float32)
         if image.mode.startswith("I;16") or values.max() > 255:
             values = values / 257
         image = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")

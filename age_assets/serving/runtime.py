@@ -11,7 +11,8 @@ import numpy as np
 
 DESCRIPTION = "export.json"
 """Written beside the exported files: image size, bucket labels, members, agreement with Keras."""
-REBUILD = "rebuild it with: dg launch --assets exported_model  (or: dagster asset materialize -m age_assets --select exported_model)"
+REBUILD = ("rebuild it with: dg launch --assets exported_model  "
+           "(or: dagster asset materialize -m age_assets --select exported_model)")
 
 
 class ModelLoadError(RuntimeError):
@@ -44,7 +45,8 @@ class ExportedModel:
             runtime = OnnxRuntime if self.path.suffix == ".onnx" else LiteRT
             self._run = runtime(self.path, _threads(threads))
         except Exception as error:  # each runtime raises its own types for a damaged file
-            raise ModelLoadError(f"{self.path}: cannot be loaded ({type(error).__name__}: {error}); {REBUILD}") from error
+            raise ModelLoadError(
+                f"{self.path}: cannot be loaded ({type(error).__name__}: {error}); {REBUILD}") from error
 
     def predict(self, crops: np.ndarray, batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
         crops = np.ascontiguousarray(crops, dtype=np.uint8)

@@ -113,7 +113,10 @@ def make_scene(
     ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
         raise RuntimeError("OpenCV could not encode the scene as JPEG")
-    decoded = cv2.cvtColor(cv2.imdecode(encoded, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    bgr = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise RuntimeError("OpenCV could not decode the scene it encoded")
+    decoded = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     return Scene(encoded.tobytes(), decoded, boxes)
 
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Protocol, TypedDict
+from typing import Annotated, Any, Protocol, TypedDict
 
 import anyio
 import numpy as np
@@ -177,7 +177,7 @@ def create_app(estimator: Estimator, limits: ServeLimits = ServeLimits(), model:
         message = f"{len(faces)} face{'s' if len(faces) > 1 else ''} found" if faces else "no face found"
         return Prediction(file=name, width=image.shape[1], height=image.shape[0], faces=faces, message=message)
 
-    errors = {status: {"model": ErrorBody} for status in (413, 415, 422, 500, 503)}
+    errors: dict[int | str, dict[str, Any]] = {status: {"model": ErrorBody} for status in (413, 415, 422, 500, 503)}
 
     @app.post("/predict", response_model=Prediction, responses=errors, max_body_size=body_limit)
     async def predict(request: Request, image: Annotated[UploadFile, File(description="one photo")]) -> Prediction:
