@@ -10,6 +10,12 @@ import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from age_assets.serving.photos import AgeEstimator, FaceAge
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 RUNTIME_FILES = {"litert": "age_estimator.tflite", "onnx": "age_estimator.onnx"}
@@ -42,14 +48,14 @@ def model_file(model: str | None, data_dir: str, runtime: str) -> Path:
     return pointer.folder / RUNTIME_FILES[runtime]
 
 
-def _estimator(args: argparse.Namespace):  # noqa: ANN202 - AgeEstimator, imported late
+def _estimator(args: argparse.Namespace) -> AgeEstimator:
     from age_assets.serving.photos import AgeEstimator
 
     return AgeEstimator(model_file(args.model, args.data_dir, args.runtime), detect=not args.crops,
                         threads=args.threads)
 
 
-def _decoded(path: Path, args: argparse.Namespace, draft: int | None):  # noqa: ANN202
+def _decoded(path: Path, args: argparse.Namespace, draft: int | None) -> np.ndarray | str:
     """The picture's pixels, or the error message that names it."""
     from age_assets.serving.photos import PhotoError, decode_photo
 
@@ -59,7 +65,7 @@ def _decoded(path: Path, args: argparse.Namespace, draft: int | None):  # noqa: 
         return str(error) if isinstance(error, PhotoError) else f"{path}: {error.strerror}"
 
 
-def _face_rows(path: Path, faces: list) -> Iterator[dict[str, object]]:  # noqa: ANN001 - list[FaceAge]
+def _face_rows(path: Path, faces: list[FaceAge]) -> Iterator[dict[str, object]]:
     if not faces:
         yield {"path": path, "note": "no face found"}
     for face in faces:
@@ -69,7 +75,7 @@ def _face_rows(path: Path, faces: list) -> Iterator[dict[str, object]]:  # noqa:
                **{f"p_{label}": p for label, p in face.probabilities.items()}}
 
 
-def _rows(files: list[Path], estimator, args: argparse.Namespace) -> Iterator[dict[str, object]]:  # noqa: ANN001
+def _rows(files: list[Path], estimator: AgeEstimator, args: argparse.Namespace) -> Iterator[dict[str, object]]:
     """CSV rows in file order: a row per face, or one row saying why a picture has none.
 
     Pictures decode in threads ahead of the model; face crops (``--crops``) go to the model

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.pipeline import Pipeline
 
 from age_assets.ml.bucket_stacking import all_buckets, bucket_stacker, stacking_inputs
 from age_assets.serving.runtime import DESCRIPTION, ExportedModel, ModelLoadError
 
 
-def _fitted_stacker(seed: int, buckets: list[int]):  # noqa: ANN202
+def _fitted_stacker(seed: int, buckets: list[int]) -> tuple[Pipeline, np.ndarray, list[np.ndarray]]:
     rng = np.random.default_rng(seed)
     n = 600
     truth = rng.choice(buckets, n)

@@ -1,8 +1,14 @@
 """exported_model: every trained member in one model file per runtime, and the check that each file
-computes what the Keras model computes."""
+computes what the Keras model computes.
+
+Annotations here stay evaluated (no ``from __future__ import annotations``): Dagster reads the
+config class from the asset function's ``config`` annotation.
+"""
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import joblib
@@ -17,6 +23,12 @@ from age_assets.ml.npy import iter_blocks
 from age_assets.resources import Storage
 from age_assets.storage import build_once, folder_bytes
 
+if TYPE_CHECKING:
+    from age_assets.ml.export import Member
+
+Predict = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+"""A runtime's prediction for a batch of uint8 crops: ages and bucket probabilities."""
+
 AGREEMENT_YEARS = 0.05
 """Largest difference in age allowed between an export and the Keras model, on any validation image."""
 AGREEMENT_PROBABILITY = 0.01
@@ -30,7 +42,7 @@ class ExportConfig(VersionedConfig):
 EXPORT_VERSION = code_version("1", ExportConfig)
 
 
-def _outputs(predict, images: Path, batch: int = 64) -> pd.DataFrame:  # noqa: ANN001 - any runtime
+def _outputs(predict: Predict, images: Path, batch: int = 64) -> pd.DataFrame:
     """Ages and bucket probabilities of ``predict(uint8 batch) -> (ages, buckets)`` over a stack."""
     ages, buckets = zip(*(predict(np.ascontiguousarray(b)) for b in iter_blocks(images, batch)))
     table = pd.DataFrame(np.concatenate(buckets), columns=PROBABILITY_COLUMNS)
@@ -63,7 +75,7 @@ def export_asset(backbones: list[str]) -> dg.AssetsDefinition:
         def build(folder: Path) -> None:
             from age_assets.ml.export import export_all, inference_model, load_member
 
-            def member(path: Path, backbone: str, mirror_average: bool):  # noqa: ANN202
+            def member(path: Path, backbone: str, mirror_average: bool) -> "Member":
                 spec = get_backbone(backbone)
                 return load_member(path, spec.scale, spec.offset, mirror_average)
 
@@ -111,7 +123,7 @@ def export_asset(backbones: list[str]) -> dg.AssetsDefinition:
     return exported_model
 
 
-def _saved_model_predict(folder: Path):  # noqa: ANN202 - a TensorFlow signature
+def _saved_model_predict(folder: Path) -> Predict:
     import tensorflow as tf
 
     serve = tf.saved_model.load(str(folder)).signatures["serving_default"]
