@@ -8,7 +8,6 @@ import csv
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -81,10 +80,8 @@ def _rows(files: list[Path], estimator: AgeEstimator, args: argparse.Namespace) 
     Pictures decode in threads ahead of the model; face crops (``--crops``) go to the model
     ``--batch`` at a time, whole pictures one by one through the detector.
     """
-    import numpy as np
 
     from age_assets.ml.parallel import ordered_map
-    from age_assets.ml.pixels import square
 
     size = estimator.image_size
     decoded = ordered_map(lambda path: (path, _decoded(path, args, size if args.crops else None)), files,
@@ -92,9 +89,8 @@ def _rows(files: list[Path], estimator: AgeEstimator, args: argparse.Namespace) 
     batch: list[tuple[Path, np.ndarray]] = []
 
     def flush() -> Iterator[dict[str, object]]:
-        faces = estimator.crops(np.stack([square(image, size) for _, image in batch]))
-        for (path, image), face in zip(batch, faces):  # each crop is one picture's only face
-            yield from _face_rows(path, [replace(face, index=0, box=(0, 0, image.shape[1], image.shape[0]))])
+        for (path, _), face in zip(batch, estimator.crops([image for _, image in batch])):
+            yield from _face_rows(path, [face])
         batch.clear()
 
     for path, image in decoded:

@@ -4,7 +4,8 @@ exported model."""
 from __future__ import annotations
 
 import io
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,9 +36,6 @@ class FaceAge:
     age: float
     bucket: str
     probabilities: dict[str, float]  # bucket label -> probability
-
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 def decode_photo(data: bytes, name: str, max_pixels: int = MAX_PIXELS, draft: int | None = None) -> np.ndarray:
@@ -84,31 +82,28 @@ class AgeEstimator:
 
     def faces(self, image: np.ndarray) -> list[FaceAge]:
         """Every face found in ``image`` (uint8 RGB [H, W, 3]), largest detector score first."""
-        height, width = image.shape[:2]
         if self.detector is None:
-            boxes: list[tuple[int, int, int, int]] = [(0, 0, width, height)]
-            scores: list[float | None] = [None]
-            crops = [square(image, self.image_size)]
-        else:
-            from age_assets.serving.face_crops import crop_face
+            return self.crops([image])
+        from age_assets.serving.face_crops import crop_face
 
-            found = self.detector.detect(image)
-            boxes = [tuple(int(round(v)) for v in f.box) for f in found]  # type: ignore[misc]
-            scores = [round(float(f.score), 4) for f in found]
-            crops = [crop_face(image, f, self.image_size) for f in found]
-        return self._ages(crops, boxes, scores)
+        found = self.detector.detect(image)
+        boxes = [(round(x), round(y), round(w), round(h)) for x, y, w, h in (f.box for f in found)]
+        return self._ages([crop_face(image, f, self.image_size) for f in found], boxes,
+                          [round(float(f.score), 4) for f in found], list(range(len(found))))
 
-    def crops(self, crops: np.ndarray) -> list[FaceAge]:
-        """Ages of face crops already at ``image_size`` (uint8 [N, S, S, 3]), one FaceAge each."""
-        size = crops.shape[1:3]
-        return self._ages(list(crops), [(0, 0, size[1], size[0])] * len(crops), [None] * len(crops))
+    def crops(self, images: Sequence[np.ndarray]) -> list[FaceAge]:
+        """One FaceAge for each picture taken whole as a face crop (index 0, the picture as its box),
+        squared the way ``image_arrays`` squares training faces."""
+        return self._ages([square(image, self.image_size) for image in images],
+                          [(0, 0, image.shape[1], image.shape[0]) for image in images],
+                          [None] * len(images), [0] * len(images))
 
     def _ages(self, crops: list[np.ndarray], boxes: list[tuple[int, int, int, int]],
-              scores: list[float | None]) -> list[FaceAge]:
+              scores: list[float | None], indices: list[int]) -> list[FaceAge]:
         if not crops:
             return []
         ages, buckets = self.model.predict(np.stack(crops))
         labels = self.model.bucket_labels
         return [FaceAge(i, box, score, round(float(age), 2), labels[int(np.argmax(p))],
                         {label: round(float(v), 4) for label, v in zip(labels, p)})
-                for i, (box, score, age, p) in enumerate(zip(boxes, scores, ages, buckets))]
+                for i, box, score, age, p in zip(indices, boxes, scores, ages, buckets)]
