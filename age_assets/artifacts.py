@@ -50,9 +50,11 @@ class ImageSet:
         return pd.read_csv(self.folder / f"{split}_labels.csv")
 
 
-def write_predictions(csv: Path, predictions: dict[str, np.ndarray]) -> None:
+def write_predictions(csv: Path, predictions: dict[str, np.ndarray],
+                      ages: dict[str, np.ndarray] | None = None) -> None:
     """``predictions.csv``: per split and row, an ``age`` (1-D predictions) or, for [N, buckets]
-    probabilities, the ``bucket`` with the highest and every bucket's probability."""
+    probabilities, the ``bucket`` with the highest and every bucket's probability, and then an
+    ``age`` too where ``ages`` gives one (a classifier over years)."""
     tables = []
     for split, pred in predictions.items():
         table = pd.DataFrame({"split": split, "row": np.arange(len(pred))})
@@ -61,6 +63,8 @@ def write_predictions(csv: Path, predictions: dict[str, np.ndarray]) -> None:
         else:
             table["bucket"] = pred.argmax(axis=1)
             table[PROBABILITY_COLUMNS] = pred
+            if ages is not None:
+                table["age"] = ages[split]
         tables.append(table)
     pd.concat(tables).to_csv(csv, index=False)
 
@@ -73,8 +77,9 @@ def _split_rows(csv: Path, split: str) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class TrainedModel:
-    """``model.keras``, ``info.json`` (backbone, image size, target, scores) and ``predictions.csv``
-    (per evaluated split and row: the predicted age, or bucket probabilities for a classifier)."""
+    """``model.keras``, ``info.json`` (backbone, image size, target, every setting, scores) and
+    ``predictions.csv`` (per evaluated split and row: the predicted age, or bucket probabilities for
+    a classifier, with an age too for one over years)."""
 
     folder: Path
     fingerprint: str
@@ -88,6 +93,10 @@ class TrainedModel:
 
     def predictions(self, split: str) -> pd.DataFrame:
         return _split_rows(self.folder / "predictions.csv", split)
+
+    @property
+    def predicts_age(self) -> bool:
+        return "age" in pd.read_csv(self.folder / "predictions.csv", nrows=0).columns
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import dagster as dg
 
+from age_assets.assets.names import EVALUATION, MODELS
 from age_assets.resources import DatasetSource
 
 DEFAULT_RETRAIN_CRON = "0 3 * * 1"
 """Mondays at 03:00."""
 
-RETRAINED = dg.AssetSelection.groups("models", "evaluation")
+RETRAINED = dg.AssetSelection.groups(MODELS, EVALUATION)
 """Regressors, classifiers, both ensembles, the exported model and the report, trained on the stored data assets."""
 
 

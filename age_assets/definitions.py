@@ -15,11 +15,12 @@ from age_assets.assets.export import export_asset, exports_agree_with_keras
 from age_assets.assets.models import classifier_asset, ensemble_asset, model_asset
 from age_assets.assets.report import report_asset
 from age_assets.automation import DEFAULT_RETRAIN_CRON, raw_data_changed, retraining_schedule
+from age_assets.configurations import configuration_jobs
 from age_assets.io_managers import ArtifactIOManager
 from age_assets.ml.backbones import get_backbone
 from age_assets.resources import Accelerator, BackboneWeights, DatasetSource, Storage
 
-DEFAULT_BACKBONES = "mobilenet_v3_small,nasnet_mobile"
+DEFAULT_BACKBONES = "mobilenet_v3_small,mobilenet_v2"
 
 ENV_DATASET = "AGE_ASSETS_DATASET"
 ENV_TEST_DATASET = "AGE_ASSETS_TEST_DATASET"
@@ -82,6 +83,7 @@ def build_defs(env: Mapping[str, str] = os.environ) -> dg.Definitions:
     return dg.Definitions(
         assets=build_assets(backbones),
         asset_checks=build_checks(backbones),
+        jobs=configuration_jobs(backbones),
         schedules=[retraining_schedule(env.get(ENV_RETRAIN_CRON, DEFAULT_RETRAIN_CRON))],
         sensors=[raw_data_changed],
         executor=executor_from(env),

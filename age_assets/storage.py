@@ -94,8 +94,10 @@ def atomic_write_text(path: Path, text: str) -> None:
         scratch.unlink(missing_ok=True)
 
 
-def folder_bytes(path: Path) -> int:
-    """Bytes on disk under a folder (apparent sizes of regular files)."""
+def bytes_on_disk(path: Path) -> int:
+    """Bytes of a file, or of every file under a folder (apparent sizes)."""
+    if path.is_file():
+        return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 

@@ -133,18 +133,22 @@ def materialize(tmp_path: Path) -> Materialize:
 @pytest.fixture(scope="session")
 def tiny_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An export folder (all three formats and ``export.json``) of a small real model: MobileNetV3Small
-    at 32 px with random weights, one regressor and one classifier, mirror-averaged. Its ages mean
-    nothing; everything around them (detector, crops, runtimes, server) runs for real."""
+    at 32 px with random weights, one regressor and one classifier over years (both give ages),
+    mirror-averaged. Its ages mean nothing; everything around them (detector, crops, runtimes,
+    server) runs for real."""
     import keras
 
+    from age_assets.ml.age_distribution import YEARS
     from age_assets.ml.backbones import get_backbone
     from age_assets.ml.export import Member, export_all, inference_model
-    from age_assets.ml.models import HeadSpec, build_model
+    from age_assets.ml.models import build_model
+    from age_assets.ml.specs import HeadSpec
 
     folder = tmp_path_factory.mktemp("export")
     spec = get_backbone("mobilenet_v3_small")
     keras.utils.set_random_seed(0)
-    members = [Member(build_model(spec.name, 32, None, HeadSpec(units=8, dropout=0), 0, classes), spec.scale,
-                      spec.offset, True) for classes in (0, 7)]
-    export_all(inference_model(32, members[:1], [1.0], members[1:]), folder, 32)
+    members = [Member(model=build_model(spec.name, 32, None, HeadSpec(units=8, dropout=0), 0, classes),
+                      scale=spec.scale, offset=spec.offset, mirror_average=True, **roles)
+               for classes, roles in ((0, {"age_weight": 0.6}), (YEARS, {"age_weight": 0.4, "buckets": True}))]
+    export_all(inference_model(32, members), folder, 32)
     return folder

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -49,32 +50,38 @@ def test_inference_model_combines_members_like_the_graph() -> None:
 
     from age_assets.ml.backbones import get_backbone
     from age_assets.ml.estimator import predict_images
+    from age_assets.ml.age_distribution import BUCKET_SUMS, YEARS, median_age
     from age_assets.ml.export import Member, inference_model
-    from age_assets.ml.models import HeadSpec, build_model
+    from age_assets.ml.models import build_model
+    from age_assets.ml.specs import HeadSpec
 
     size = 32
     rng = np.random.default_rng(0)
     faces = rng.integers(0, 256, (5, size, size, 3), dtype=np.uint8)
     spec = get_backbone("mobilenet_v2")
 
-    def member(classes: int, mirror: bool, seed: int) -> Member:
+    def member(classes: int, mirror: bool, seed: int, **roles: Any) -> Member:
         keras.utils.set_random_seed(seed)  # the same seed, the same frozen backbone weights
         model = build_model("mobilenet_v2", size, None, HeadSpec(units=8, dropout=0, output="linear"), 0, classes)
-        return Member(model, spec.scale, spec.offset, mirror)
+        return Member(model=model, scale=spec.scale, offset=spec.offset, mirror_average=mirror, **roles)
 
-    regressors = [member(0, True, seed=1), member(0, False, seed=2)]
-    classifiers = [member(7, True, seed=1), member(7, True, seed=3)]
+    regressors = [member(0, True, seed=1, age_weight=0.7), member(0, False, seed=2, age_weight=0.4)]
+    over_buckets = member(7, True, seed=1, buckets=True)
+    over_years = member(YEARS, True, seed=3, age_weight=0.2, buckets=True)
+    unused = member(0, True, seed=4)
     stacker, _, _ = _fitted_stacker(0, list(range(7)))
-    model = inference_model(size, regressors, [0.7, 0.4], classifiers, stacker)
+    model = inference_model(size, [*regressors, over_buckets, over_years, unused], stacker)
     out = model.predict_on_batch(faces)
     fronts = [layer for layer in model.layers if layer.name.endswith("_front")]
-    assert len(fronts) == 3, "the two members with equal frozen backbones share one front"
+    assert len(fronts) == 3, "members with equal frozen backbones share a front; a member with no role is left out"
 
     def alone(m: Member) -> np.ndarray:
         return predict_images(m.model, spec.preprocess_input, faces, m.mirror_average)
 
-    expected_age = 0.7 * alone(regressors[0]).reshape(-1) + 0.4 * alone(regressors[1]).reshape(-1)
-    expected_buckets = all_buckets(stacker, stacking_inputs(expected_age, [alone(m) for m in classifiers]))
+    years = alone(over_years)
+    expected_age = (0.7 * alone(regressors[0]).reshape(-1) + 0.4 * alone(regressors[1]).reshape(-1)
+                    + 0.2 * keras.ops.convert_to_numpy(median_age(years)))
+    expected_buckets = all_buckets(stacker, stacking_inputs(expected_age, [alone(over_buckets), years @ BUCKET_SUMS]))
     assert np.abs(out["age"] - expected_age).max() < 1e-4
     assert np.abs(out["buckets"] - expected_buckets).max() < 1e-4
     larger = np.stack([np.kron(f, np.ones((2, 2, 1), np.uint8)) for f in faces])  # 64 px: resized back inside

@@ -9,13 +9,14 @@ import keras
 import numpy as np
 import pytest
 
-from age_assets.ml.backbones import WeightsUnavailable, build_backbone, get_backbone
-from age_assets.ml.estimator import EstimatorSpec, Stack, predict_stack, train_estimator
+from age_assets.ml.backbones import BACKBONES, WeightsUnavailable, build_backbone, get_backbone
+from age_assets.ml.estimator import Stack, predict_stack, train_estimator
 from age_assets.ml.features import model_input
 from age_assets.ml.metrics import mae
-from age_assets.ml.models import HeadSpec, build_model, split_at_frozen_boundary
+from age_assets.ml.models import AgeScale, build_model, cut_at_frozen_boundary
 from age_assets.ml.npy import StackWriter
-from age_assets.ml.training import FitSpec, StackBatches, TrainingDiverged, fit
+from age_assets.ml.specs import EstimatorSpec, FitSpec, HeadSpec
+from age_assets.ml.training import StackBatches, TrainingDiverged, TrainingStalled, fit
 from age_assets.ml.weights import weights_identity, weights_source
 from age_assets_tests.conftest import SHARED_WEIGHTS, synthetic_face
 
@@ -25,22 +26,67 @@ V3_WEIGHTS = SHARED_WEIGHTS / "mobilenet_v3_small.weights.h5"
 @pytest.mark.parametrize("train_last, boundary_layers", [(0, 1), (3, 1), (10, 3)])
 def test_cached_path_predicts_what_the_full_model_predicts(train_last: int, boundary_layers: int) -> None:
     model = build_model("mobilenet_v3_small", 64, None, HeadSpec(units=16), train_last)
-    split = split_at_frozen_boundary(model)
-    assert len(split.boundary) == boundary_layers
+    cut = cut_at_frozen_boundary(model)
+    assert len(cut.boundary) == boundary_layers
     x = np.random.default_rng(0).uniform(0, 255, (3, 64, 64, 3)).astype("float32")
-    features = split.front.predict(x, verbose=0)
-    assert np.allclose(split.tail.predict(features, verbose=0), model.predict(x, verbose=0), atol=1e-5)
-    assert {w.path for w in split.tail.trainable_weights} == {w.path for w in model.trainable_weights}
+    features = cut.front.predict(x, verbose=0)
+    assert np.allclose(cut.tail.predict(features, verbose=0), model.predict(x, verbose=0), atol=1e-5)
+    assert {w.path for w in cut.tail.trainable_weights} == {w.path for w in model.trainable_weights}
 
 
 def test_frozen_backbone_caches_pooled_vectors_and_batch_norm_never_trains() -> None:
     model = build_model("mobilenet_v2", 64, None, HeadSpec(units=8), 0)
-    assert split_at_frozen_boundary(model).boundary == ["head_pool"]
+    assert cut_at_frozen_boundary(model).boundary == ["head_pool"]
     full = build_model("mobilenet_v2", 64, None, HeadSpec(units=8), -1)
-    split = split_at_frozen_boundary(full)
-    assert split.front is None and split.boundary == []
+    cut = cut_at_frozen_boundary(full)
+    assert cut.front is None and cut.boundary == []
     assert not any(isinstance(layer, keras.layers.BatchNormalization) and layer.trainable for layer in full.layers)
     assert any(isinstance(layer, keras.layers.Conv2D) and layer.trainable for layer in full.layers)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backbone", sorted(BACKBONES))
+def test_every_backbone_builds_cuts_at_each_kind_of_boundary_and_trains_a_step(backbone: str) -> None:
+    """Random weights at a small size: pooled vectors (frozen backbone), feature maps (its last
+    layers train; one step of training here), nothing cached (every layer trains)."""
+    size = 32
+    x = np.random.default_rng(0).uniform(0, 255, (4, size, size, 3)).astype("float32")
+    for train_last, cached in ((0, "pooled"), (-1, None), (20, "maps")):
+        model = build_model(backbone, size, None, HeadSpec(units=4), train_last, scale=AgeScale(30.0, 10.0))
+        cut = cut_at_frozen_boundary(model)
+        if cached is None:  # at most input scaling (EfficientNet's Normalization has weights) stays in front
+            assert cut.front is None or not any(isinstance(layer, keras.layers.Conv2D) for layer in cut.front.layers)
+            continue
+        assert (cut.boundary == ["head_pool"]) == (cached == "pooled"), cut.boundary
+        features = cut.front(x)
+        assert np.allclose(cut.tail(features), model(x), atol=1e-4)
+    before = [w.copy() for w in cut.tail.get_weights()]
+    fit(cut.tail, (features, np.array([20, 30, 40, 50], np.float32)), (features, np.full(4, 35.0)),
+        FitSpec(epochs=1, batch_size=4), "mae")
+    assert any(not np.array_equal(a, b) for a, b in zip(before, cut.tail.get_weights())), "one step changed weights"
+
+
+def test_a_regressor_starts_at_the_training_mean_whatever_its_input() -> None:
+    x = np.random.default_rng(0).uniform(0, 255, (5, 32, 32, 3)).astype("float32")
+    for output in ("sigmoid", "linear"):
+        model = build_model("mobilenet_v2", 32, None, HeadSpec(units=8, output=output), 0, scale=AgeScale(41.5, 17.0))
+        assert np.allclose(model.predict(x, verbose=0), 41.5, atol=1e-3), output
+
+
+@pytest.mark.shared
+@pytest.mark.skipif(not V3_WEIGHTS.is_file(), reason="needs ImageNet weights for mobilenet_v3_small")
+def test_a_saturated_output_stops_training_after_that_epoch_and_says_what_to_change(tmp_path: Path) -> None:
+    """A learning rate far too high drives the sigmoid output to its end, where it gets no gradient:
+    the run stops after the first such epoch instead of running out its epochs."""
+    train = _stack(tmp_path, "train", np.linspace(5, 80, 24).round())
+    spec = EstimatorSpec(backbone="mobilenet_v3_small", weights=str(V3_WEIGHTS), image_size=32,
+                         head=HeadSpec(units=16), fit=FitSpec(learning_rate=0.5, loss="mse", epochs=20, batch_size=8))
+    epochs: list[int] = []
+    with pytest.raises(TrainingStalled, match=r"every validation face gets the same output .*lower learning_rate "
+                                              r"than 0.5, the output 'linear', or the loss 'mae'"):
+        train_estimator(spec, train, train, {"valid": train}, tmp_path / "cache", log=lambda m: None,
+                        on_epoch=lambda epoch, logs: epochs.append(epoch))
+    assert len(epochs) < 20
 
 
 def _stack(folder: Path, name: str, ages: np.ndarray, size: int = 32) -> Stack:
@@ -59,8 +105,9 @@ def test_mirror_average_is_the_mean_over_each_image_and_its_mirror(tmp_path: Pat
         writer.append(rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8))
         writer.close()
     stack = Stack(tmp_path / "noise.npy", np.linspace(10, 60, 6).astype(np.float32), "noise")
-    spec = EstimatorSpec("mobilenet_v3_small", str(V3_WEIGHTS), 32, HeadSpec(units=8), 10,
-                         FitSpec(epochs=1, batch_size=3), mirror_average=True)
+    spec = EstimatorSpec(backbone="mobilenet_v3_small", weights=str(V3_WEIGHTS), image_size=32,
+                         head=HeadSpec(units=8, activation="linear", output="linear"), train_last=10, mirror_average=True,
+                         fit=FitSpec(epochs=10, patience=10, batch_size=3, learning_rate=0.003, loss="mse"))
     trained = train_estimator(spec, stack, stack, {"test": stack}, tmp_path / "cache", log=lambda m: None)
     preprocess = get_backbone("mobilenet_v3_small").preprocess_input
     plain = predict_stack(trained.model, preprocess, stack.images).reshape(-1)
@@ -79,8 +126,9 @@ def test_model_learns_age_encoded_in_pixels(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     train, valid, test = (_stack(tmp_path, n, rng.uniform(1, 90, k).round()) for n, k in
                           (("train", 240), ("valid", 60), ("test", 60)))
-    spec = EstimatorSpec("mobilenet_v3_small", str(V3_WEIGHTS), 32, HeadSpec(units=64, dropout=0.0), 0,
-                         FitSpec(learning_rate=3e-3, epochs=60, patience=10, batch_size=32))
+    spec = EstimatorSpec(backbone="mobilenet_v3_small", weights=str(V3_WEIGHTS), image_size=32,
+                         head=HeadSpec(units=64, dropout=0.0),
+                         fit=FitSpec(learning_rate=3e-3, epochs=60, patience=10, batch_size=32))
     trained = train_estimator(spec, train, valid, {"test": test}, tmp_path / "cache", log=lambda m: None)
     mean_predictor = mae(np.full(len(test.targets), train.targets.mean()), test.targets)
     assert mae(trained.predictions["test"], test.targets) < 0.5 * mean_predictor
@@ -108,8 +156,8 @@ def test_weights_are_named_by_their_content_not_their_path(tmp_path: Path) -> No
 @pytest.mark.skipif(not V3_WEIGHTS.is_file(), reason="needs ImageNet weights for mobilenet_v3_small")
 def test_cached_features_follow_the_weights_file_wherever_it_lies(tmp_path: Path) -> None:
     stack = _stack(tmp_path, "faces", np.array([5.0, 30.0, 60.0, 80.0]))
-    spec = EstimatorSpec("mobilenet_v3_small", str(V3_WEIGHTS), 32, HeadSpec(units=4), 0,
-                         FitSpec(epochs=1, batch_size=4))
+    spec = EstimatorSpec(backbone="mobilenet_v3_small", weights=str(V3_WEIGHTS), image_size=32,
+                         head=HeadSpec(units=4), fit=FitSpec(epochs=1, batch_size=4))
     first: list[str] = []
     train_estimator(spec, stack, stack, {}, tmp_path / "cache", log=first.append)
     assert any(m.startswith("computing") for m in first)
@@ -142,7 +190,7 @@ def test_nan_loss_stops_training_with_a_clear_error() -> None:
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     x = np.ones((64, 4), dtype="float32")
     x[5, 2] = np.nan
-    with pytest.raises(TrainingDiverged, match=r"training loss became nan at epoch 1; try a lower learning rate"):
+    with pytest.raises(TrainingDiverged, match=r"training loss became nan at epoch 1; try a lower learning_rate"):
         fit(model, (x, np.ones(64)), (np.ones((8, 4)), np.ones(8)), FitSpec(epochs=5), "mae")
 
 

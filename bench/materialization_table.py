@@ -1,14 +1,14 @@
 """Print a markdown table of the latest materialization of each asset in a Dagster instance.
 
 Usage: DAGSTER_HOME=<dir> python bench/materialization_table.py [asset ...]
-Reads duration, peak memory, images and bytes on disk from the metadata each asset records.
+Reads duration, peak memory, size on disk, images and validation scores from the metadata each asset records.
 """
 
 import sys
 
 import dagster as dg
 
-COLUMNS = ("duration_s", "peak_rss_mb", "train_images", "bytes_on_disk", "best_val_mae", "best_val_accuracy", "reused")
+COLUMNS = ("duration_s", "peak_rss_mb", "size_mb", "train_images", "epochs", "val_mae", "val_accuracy", "reused")
 
 
 def main(assets: list[str]) -> None:
@@ -24,7 +24,7 @@ def main(assets: list[str]) -> None:
         cells = []
         for column in COLUMNS:
             value = metadata[column].value if column in metadata else ""
-            cells.append(f"{value / 1e9:.2f} GB" if column == "bytes_on_disk" and value else str(value))
+            cells.append(str(value))
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 

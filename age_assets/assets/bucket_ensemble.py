@@ -9,12 +9,12 @@ import joblib
 import numpy as np
 
 from age_assets.artifacts import PROBABILITY_COLUMNS, Ensemble, ImageSet, TrainedModel, write_predictions
-from age_assets.assets.models import EVALUATED
+from age_assets.assets.names import EVALUATED, MODELS
+from age_assets.assets.outputs import artifact_output
 from age_assets.assets.versioning import VersionedConfig, code_version, data_version
 from age_assets.ml.bucket_stacking import all_buckets, bucket_stacker, cross_validated_accuracy, stacking_inputs
 from age_assets.ml.buckets import age_to_bucket
 from age_assets.resources import Storage
-from age_assets.storage import build_once
 
 
 class BucketEnsembleConfig(VersionedConfig):
@@ -31,7 +31,7 @@ def bucket_ensemble_asset(backbones: list[str]) -> dg.AssetsDefinition:
         ins={name: dg.AssetIn() for name in classifiers},
         code_version=BUCKET_ENSEMBLE_VERSION,
         kinds={"scikitlearn"},
-        group_name="models",
+        group_name=MODELS,
         description="The 7 age buckets from the ensemble's age and every classifier's probabilities: a "
                     "logistic regression fitted on the validation split.",
     )
@@ -60,18 +60,15 @@ def bucket_ensemble_asset(backbones: list[str]) -> dg.AssetsDefinition:
                     "val_accuracy_cross_validated": cross_validated_accuracy(inputs["valid"], truth)}
             (folder / "info.json").write_text(json.dumps(info, indent=1))
 
-        folder = storage.artifact("bucket_ensemble", fingerprint)
-        reused = build_once(folder, build)
-        result = TrainedModel(folder, fingerprint)
-        held_out = result.info()["val_accuracy_cross_validated"]
-        averaged = np.mean(probabilities["valid"], axis=0)
-        return dg.Output(result, data_version=dg.DataVersion(fingerprint), metadata={
-            "val_accuracy_cross_validated": held_out if held_out is not None else float("nan"),
-            "val_accuracy_classifiers_averaged": float(np.mean(averaged.argmax(axis=1) == truth)),
-            "val_accuracy_ensemble_age": float(np.mean(age_to_bucket(ages["valid"]) == truth)),
-            "duration_s": round(time.perf_counter() - started, 2),
-            "reused": reused,
-            "fingerprint": fingerprint,
-        })
+        def metadata(result: TrainedModel) -> dict[str, float]:
+            held_out = result.info()["val_accuracy_cross_validated"]
+            averaged = np.mean(probabilities["valid"], axis=0)
+            return {
+                "val_accuracy_cross_validated": round(held_out, 4) if held_out is not None else float("nan"),
+                "val_accuracy_classifiers_averaged": round(float(np.mean(averaged.argmax(axis=1) == truth)), 4),
+                "val_accuracy_ensemble_age": round(float(np.mean(age_to_bucket(ages["valid"]) == truth)), 4),
+            }
+
+        return artifact_output(storage, "bucket_ensemble", fingerprint, build, TrainedModel, started, metadata)
 
     return bucket_ensemble

@@ -6,7 +6,7 @@ import dagster as dg
 import numpy as np
 
 from age_assets.artifacts import ImageSet, TrainedModel
-from age_assets.datasets.manifest import MAX_AGE, SPLITS
+from age_assets.datasets.manifest import MAX_LABEL_AGE, SPLITS
 from age_assets.ml.buckets import age_to_bucket
 from age_assets.ml.metrics import mae
 
@@ -31,9 +31,9 @@ def image_arrays_problems(images: ImageSet) -> list[str]:
         if len(stack) != len(labels):
             problems.append(f"split {split}: {len(stack)} images but {len(labels)} label rows")
         ages = labels["real_age"]
-        bad = labels[ages.isna() | (ages < 0) | (ages > MAX_AGE)]
+        bad = labels[ages.isna() | (ages < 0) | (ages > MAX_LABEL_AGE)]
         if len(bad):
-            problems.append(f"split {split}: {len(bad)} labels outside 0-{MAX_AGE}, e.g. "
+            problems.append(f"split {split}: {len(bad)} labels outside 0-{MAX_LABEL_AGE}, e.g. "
                             f"{bad['face_path'].iloc[0]} = {bad['real_age'].iloc[0]}")
         paths[split] = set(labels["face_path"])
     for i, a in enumerate(SPLITS):

@@ -10,16 +10,16 @@ import pandas as pd
 from pydantic import Field
 
 from age_assets.artifacts import ImageSet, Manifest
-from age_assets.assets.metadata import check_skipped_share, peak_rss_mb, png, progress_logger, skipped_table
+from age_assets.assets.metadata import check_skipped_share, png, progress_logger, skipped_table
+from age_assets.assets.names import DATA
+from age_assets.assets.outputs import artifact_output
 from age_assets.assets.versioning import VersionedConfig, code_version, data_version
 from age_assets.datasets.manifest import SPLITS, Skip, file_stats
 from age_assets.ml.augment import augment_stack
 from age_assets.ml.images import try_load_rgb, write_image_stack
 from age_assets.plots import age_histogram, face_grid
 from age_assets.resources import DatasetSource, Storage
-from age_assets.storage import build_once, folder_bytes
 
-GROUP = "data"
 SAMPLE_FACES = 16
 
 
@@ -73,7 +73,7 @@ def _sample_rows(n: int, k: int = SAMPLE_FACES) -> np.ndarray:
     return np.sort(np.random.default_rng(0).choice(n, size=min(n, k), replace=False))
 
 
-def _image_set_metadata(images: ImageSet, started: float, reused: bool) -> dict[str, Any]:
+def _image_set_metadata(images: ImageSet) -> dict[str, Any]:
     labels = {split: images.labels(split) for split in images.splits}
     first = images.splits[0] if "train" not in labels else "train"
     stack = images.images(first)
@@ -84,19 +84,14 @@ def _image_set_metadata(images: ImageSet, started: float, reused: bool) -> dict[
         "age_histogram": png(age_histogram({s: t["real_age"] for s, t in labels.items()}), "age histogram"),
         "sample_faces": png(face_grid([stack[r] for r in rows], list(labels[first]["real_age"].iloc[rows])),
                             f"sample faces ({first})"),
-        "bytes_on_disk": folder_bytes(images.folder),
         "folder": dg.MetadataValue.path(str(images.folder)),
-        "duration_s": round(time.perf_counter() - started, 2),
-        "peak_rss_mb": peak_rss_mb(),
-        "reused": reused,
-        "fingerprint": images.fingerprint,
     }
 
 
 @dg.asset(
     code_version=RAW_DATASET_VERSION,
     kinds={"pandas"},
-    group_name=GROUP,
+    group_name=DATA,
     description="Manifest of the face dataset: split, image paths, real age, apparent-age votes.",
 )
 def raw_dataset(
@@ -114,38 +109,31 @@ def raw_dataset(
         table.to_csv(folder / "manifest.csv", index=False)
         write_skipped(folder, skipped)
 
-    folder = storage.artifact("raw_dataset", version)
-    reused = build_once(folder, write)
-    train = table[table["split"] == "train"].reset_index(drop=True)
-    faces, ages = [], []
-    for row in _sample_rows(len(train)):
-        face = try_load_rgb(train.at[row, "face_path"], 96)
-        if not isinstance(face, Skip):
-            faces.append(face)
-            ages.append(train.at[row, "real_age"])
-    return dg.Output(
-        Manifest(folder, version),
-        data_version=dg.DataVersion(version),
-        metadata={
+    def metadata(manifest: Manifest) -> dict[str, Any]:
+        train = table[table["split"] == "train"].reset_index(drop=True)
+        faces, ages = [], []
+        for row in _sample_rows(len(train)):
+            face = try_load_rgb(train.at[row, "face_path"], 96)
+            if not isinstance(face, Skip):
+                faces.append(face)
+                ages.append(train.at[row, "real_age"])
+        return {
             **{f"{split}_images": int(counts.get(split, 0)) for split in SPLITS},
             "source": dataset.describe(),
-            **_skipped_metadata(folder),
+            **_skipped_metadata(manifest.folder),
             "age_histogram": png(age_histogram({s: g["real_age"] for s, g in table.groupby("split")}),
                                  "age histogram"),
             "sample_faces": png(face_grid(faces, ages), "sample faces"),
-            "bytes_on_disk": sum(size for _, size, _ in stats),
-            "duration_s": round(time.perf_counter() - started, 2),
-            "peak_rss_mb": peak_rss_mb(),
-            "reused": reused,
-            "fingerprint": version,
-        },
-    )
+            "source_files_mb": round(sum(size for _, size, _ in stats) / 1e6, 1),
+        }
+
+    return artifact_output(storage, "raw_dataset", version, write, Manifest, started, metadata)
 
 
 @dg.asset(
     code_version=IMAGE_ARRAYS_VERSION,
     kinds={"numpy"},
-    group_name=GROUP,
+    group_name=DATA,
     description="Per split, uint8 [N, S, S, 3] .npy images (memory-mapped) with their labels beside them.",
 )
 def image_arrays(
@@ -172,20 +160,14 @@ def image_arrays(
         check_skipped_share(skipped, len(table), config.max_skipped_share, "images")
         write_skipped(folder, skipped)
 
-    folder = storage.artifact("image_arrays", version)
-    reused = build_once(folder, write)
-    images = ImageSet(folder, version)
-    return dg.Output(
-        images,
-        data_version=dg.DataVersion(version),
-        metadata={**_image_set_metadata(images, started, reused), **_skipped_metadata(folder)},
-    )
+    return artifact_output(storage, "image_arrays", version, write, ImageSet, started,
+                           lambda images: {**_image_set_metadata(images), **_skipped_metadata(images.folder)})
 
 
 @dg.asset(
     code_version=AUGMENTED_TRAIN_VERSION,
     kinds={"numpy"},
-    group_name=GROUP,
+    group_name=DATA,
     description=(
         "The training split grown by the study's albumentations pipeline; copy 0 of each image is the original."
     ),
@@ -205,8 +187,4 @@ def augmented_train(
         grown["copy"] = np.tile(np.arange(config.factor), len(labels))
         grown.to_csv(folder / "train_labels.csv", index=False)
 
-    folder = storage.artifact("augmented_train", version)
-    reused = build_once(folder, write)
-    images = ImageSet(folder, version)
-    return dg.Output(images, data_version=dg.DataVersion(version),
-                     metadata=_image_set_metadata(images, started, reused))
+    return artifact_output(storage, "augmented_train", version, write, ImageSet, started, _image_set_metadata)

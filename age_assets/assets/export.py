@@ -8,7 +8,7 @@ config class from the asset function's ``config`` annotation.
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import joblib
@@ -16,12 +16,14 @@ import numpy as np
 import pandas as pd
 
 from age_assets.artifacts import PROBABILITY_COLUMNS, Ensemble, Export, ImageSet, TrainedModel
+from age_assets.assets.names import MODELS
+from age_assets.assets.outputs import artifact_output
 from age_assets.assets.versioning import VersionedConfig, code_version, data_version
 from age_assets.ml.backbones import get_backbone
 from age_assets.ml.metrics import mae
 from age_assets.ml.npy import iter_blocks
 from age_assets.resources import Storage
-from age_assets.storage import build_once, folder_bytes
+from age_assets.storage import bytes_on_disk
 
 if TYPE_CHECKING:
     from age_assets.ml.export import Member
@@ -57,7 +59,7 @@ def export_asset(backbones: list[str]) -> dg.AssetsDefinition:
         ins={name: dg.AssetIn() for name in classifiers},
         code_version=EXPORT_VERSION,
         kinds={"tensorflow", "onnx", "tflite"},
-        group_name="models",
+        group_name=MODELS,
         description="One self-contained age estimator: uint8 face crops in, the ensemble's age and the 7 bucket "
                     "probabilities out (resize, preprocessing, every member, mirror averaging, member weights and "
                     "the bucket stacker inside), as a SavedModel, a LiteRT flatbuffer and ONNX.",
@@ -75,18 +77,19 @@ def export_asset(backbones: list[str]) -> dg.AssetsDefinition:
         def build(folder: Path) -> None:
             from age_assets.ml.export import export_all, inference_model, load_member
 
-            def member(path: Path, backbone: str, mirror_average: bool) -> "Member":
+            def member(path: Path, backbone: str, mirror_average: bool, **roles: Any) -> "Member":
                 spec = get_backbone(backbone)
-                return load_member(path, spec.scale, spec.offset, mirror_average)
+                return load_member(path, scale=spec.scale, offset=spec.offset, mirror_average=mirror_average,
+                                   **roles)
 
-            model = inference_model(
-                image_size,
-                [member(ensemble.folder / m["model"], m["backbone"], m["mirror_average"]) for m in members],
-                [m["weight"] for m in members],
-                [member(trained[c].model_path, b, trained[c].info().get("mirror_average", False))
-                 for c, b in zip(classifiers, backbones)],
-                joblib.load(bucket_ensemble.folder / "stacker.joblib"),
-            )
+            weighted = {m["name"]: m for m in members}
+            loaded = [member(ensemble.folder / m["model"], m["backbone"], m["mirror_average"],
+                             age_weight=m["weight"], buckets=m["name"] in classifiers)
+                      for m in members]
+            loaded += [member(trained[c].model_path, b, trained[c].info()["settings"]["mirror_average"],
+                              buckets=True)
+                       for c, b in zip(classifiers, backbones) if c not in weighted]
+            model = inference_model(image_size, loaded, joblib.load(bucket_ensemble.folder / "stacker.joblib"))
             context.log.info(f"running the assembled model on {len(image_arrays.labels('valid'))} validation images")
 
             def keras_predict(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -100,25 +103,21 @@ def export_asset(backbones: list[str]) -> dg.AssetsDefinition:
                        members=[{k: m[k] for k in ("name", "backbone", "weight")} for m in members],
                        classifiers=classifiers, bucket_stacker="bucket_ensemble")
 
-        folder = storage.artifact("exported_model", fingerprint)
-        reused = build_once(folder, build)
-        result = Export(folder, fingerprint)
-        reference = result.reference()
-        truth = image_arrays.labels("valid")[ensemble.info()["target"]].to_numpy()
-        graph_ages = ensemble.predictions("valid")["age"].to_numpy()
-        graph_buckets = bucket_ensemble.predictions("valid")["bucket"].to_numpy()
-        sizes = {name: folder_bytes(folder / file) if (folder / file).is_dir() else (folder / file).stat().st_size
-                 for name, file in result.info()["files"].items()}
-        return dg.Output(result, data_version=dg.DataVersion(fingerprint), metadata={
-            "val_mae": round(mae(reference["age"].to_numpy(), truth), 3),
-            "val_max_age_difference_to_ensemble": round(float(np.abs(reference["age"] - graph_ages).max()), 3),
-            "val_bucket_agreement_with_bucket_ensemble": round(float(np.mean(
-                reference[PROBABILITY_COLUMNS].to_numpy().argmax(axis=1) == graph_buckets)), 4),
-            **{f"size_mb_{name}": round(size / 1e6, 1) for name, size in sizes.items()},
-            "duration_s": round(time.perf_counter() - started, 2),
-            "reused": reused,
-            "fingerprint": fingerprint,
-        })
+        def metadata(result: Export) -> dict[str, float]:
+            reference = result.reference()
+            truth = image_arrays.labels("valid")[ensemble.info()["target"]].to_numpy()
+            graph_ages = ensemble.predictions("valid")["age"].to_numpy()
+            graph_buckets = bucket_ensemble.predictions("valid")["bucket"].to_numpy()
+            sizes = {name: bytes_on_disk(result.folder / file) for name, file in result.info()["files"].items()}
+            return {
+                "val_mae": round(mae(reference["age"].to_numpy(), truth), 3),
+                "val_max_age_difference_to_ensemble": round(float(np.abs(reference["age"] - graph_ages).max()), 3),
+                "val_bucket_agreement_with_bucket_ensemble": round(float(np.mean(
+                    reference[PROBABILITY_COLUMNS].to_numpy().argmax(axis=1) == graph_buckets)), 4),
+                **{f"size_mb_{name}": round(size / 1e6, 1) for name, size in sizes.items()},
+            }
+
+        return artifact_output(storage, "exported_model", fingerprint, build, Export, started, metadata)
 
     return exported_model
 

@@ -5,97 +5,158 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
 import numpy as np
 import pandas as pd
+import pydantic
 from pydantic import Field
 
 from age_assets.artifacts import Ensemble, ImageSet, TrainedModel, write_predictions
-from age_assets.assets.metadata import peak_rss_mb, png
+from age_assets.assets.metadata import png
+from age_assets.assets.names import EVALUATED, MODELS, ONE_GPU_ON_KUBERNETES, TRAINING_POOL
+from age_assets.assets.outputs import artifact_output
 from age_assets.assets.versioning import VersionedConfig, code_version, data_version
 from age_assets.ml.buckets import BUCKET_LABELS, age_to_bucket
 from age_assets.ml.ensemble import combine, fit_weights
 from age_assets.ml.evaluation import classifier_metrics
 from age_assets.ml.metrics import mae
+from age_assets.ml.recipes import UNMEASURED, cpu_recipe
+from age_assets.ml.specs import (
+    REGRESSION_LOSS,
+    REGRESSION_OUTPUT,
+    EstimatorSpec,
+    FitSpec,
+    HeadSpec,
+    Optimizer,
+    Output,
+    RegressionLoss,
+    TrainOn,
+)
 from age_assets.plots import learning_curves
 from age_assets.resources import Accelerator, BackboneWeights, Storage
-from age_assets.storage import build_once
 
 if TYPE_CHECKING:  # Keras loads in the step that trains, not with the code location
     from age_assets.ml.estimator import Stack
-    from age_assets.ml.training import FitSpec
-
-GROUP = "models"
-TRAINING_POOL = "gpu"
-"""Training steps share this concurrency pool; the instance limits it to one (dagster.yaml)."""
-ONE_GPU_ON_KUBERNETES = {"dagster-k8s/config": {"container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}}}
-"""Under dagster-k8s' step executor each training step's pod asks for one GPU; other executors
-ignore this tag."""
-EVALUATED = ("valid", "test")
 
 
 class TrainingConfig(VersionedConfig):
-    train_last: int = Field(default=0, description="Backbone layers that train, counted from the top: 0 none, -1 all")
-    units: int = Field(default=1024, description="Units of the head's Dense layer (0: no Dense layer)")
-    activation: str = Field(default="relu", description="Activation of the head's Dense layer")
-    dropout: float = Field(default=0.5, description="Dropout after the Dense layer (the study used 0.5-0.7)")
-    l2: float = Field(default=0.0, description="L2 penalty on the Dense layer (the study's alternative: 0.01)")
-    optimizer: Literal["adam", "adamw", "sgd"] = Field(default="adam", description="Optimizer")
-    learning_rate: float = Field(default=1e-3, description="Learning rate (the study fine-tuned at 1e-5)")
-    epochs: int = Field(default=60, description="Most epochs")
-    patience: int = Field(default=8, description="Early stopping: epochs without a better validation score")
-    batch_size: int = Field(default=64, description="Batch size")
-    train_on: Literal["augmented", "plain"] = Field(
-        default="augmented", description="Train on augmented_train or on the plain training split"
+    """Settings every kind of training shares. The defaults here are those of ``FitSpec`` and
+    ``HeadSpec``; each asset's config class overrides some with its backbone's recipe
+    (``ml/recipes.py``), so that the launchpad shows the values that will be used."""
+
+    train_last: int = Field(default=UNMEASURED.train_last,
+                            description="Backbone layers that train, counted from the top: 0 none, -1 all")
+    units: int = Field(default=HeadSpec.units, description="Units of the head's Dense layer (0: no Dense layer)")
+    activation: str = Field(default=HeadSpec.activation, description="Activation of the head's Dense layer")
+    dropout: float = Field(default=HeadSpec.dropout,
+                           description="Dropout after the Dense layer (the study used 0.5-0.7)")
+    l2: float = Field(default=HeadSpec.l2, description="L2 penalty on the Dense layer (the study's alternative: 0.01)")
+    optimizer: Optimizer = Field(default=FitSpec.optimizer, description="Optimizer")
+    learning_rate: float = Field(default=UNMEASURED.learning_rate,
+                                 description="Learning rate (the study fine-tuned at 1e-5)")
+    epochs: int = Field(default=UNMEASURED.epochs, description="Most epochs")
+    patience: int = Field(default=UNMEASURED.patience,
+                          description="Early stopping: epochs without a better validation score")
+    batch_size: int = Field(default=FitSpec.batch_size, description="Batch size")
+    train_on: TrainOn = Field(
+        default=UNMEASURED.train_on, description="Train on augmented_train or on the plain training split"
     )
-    seed: int = Field(default=0, description="Seed of weight initialisation and shuffling")
+    seed: int = Field(default=FitSpec.seed, description="Seed of weight initialisation and shuffling")
     mirror_average: bool = Field(
         default=True, description="Predict each image and its left-right mirror image and average the two"
     )
 
-    def fit_spec(self, loss: str) -> "FitSpec":
-        from age_assets.ml.training import FitSpec
-
-        return FitSpec(self.optimizer, self.learning_rate, loss, self.epochs, self.patience, self.batch_size, self.seed)
+    def _spec(self, backbone: str, weights: str | None, image_size: int, output: str, loss: str,
+              **kind: Any) -> EstimatorSpec:
+        return EstimatorSpec(
+            backbone=backbone, weights=weights, image_size=image_size, train_last=self.train_last,
+            head=HeadSpec(units=self.units, activation=self.activation, dropout=self.dropout, l2=self.l2,
+                          output=output),
+            fit=FitSpec(optimizer=self.optimizer, learning_rate=self.learning_rate, loss=loss, epochs=self.epochs,
+                        patience=self.patience, batch_size=self.batch_size, seed=self.seed),
+            mirror_average=self.mirror_average, **kind,
+        )
 
 
 class ModelConfig(TrainingConfig):
-    output: Literal["sigmoid", "linear"] = Field(
-        default="sigmoid", description="'sigmoid' scaled to 0-100 years (the study's), or 'linear'"
+    output: Output = Field(
+        default=REGRESSION_OUTPUT,
+        description="'sigmoid' scaled to 0-100 years (the study's), or 'linear'; either starts at the training mean",
     )
-    loss: Literal["mse", "mae", "huber"] = Field(default="mse", description="Loss on ages in years")
+    loss: RegressionLoss = Field(default=REGRESSION_LOSS, description="Loss on ages in years")
     target: Literal["auto", "real", "apparent"] = Field(
         default="auto", description="Age to learn: 'auto' is apparent where the dataset has votes, else real"
     )
+
+    def target_column(self, labels: pd.DataFrame) -> str:
+        if self.target == "auto":
+            return "apparent_age_mean" if labels["apparent_age_mean"].notna().all() else "real_age"
+        column = f"{self.target}_age" if self.target == "real" else "apparent_age_mean"
+        if labels[column].isna().any():
+            raise dg.Failure(f"target '{self.target}' asked for, but the dataset has no {column} for every image")
+        return column
+
+    def targets(self, ages: np.ndarray) -> np.ndarray:
+        return ages
+
+    def estimator_spec(self, backbone: str, weights: str | None, image_size: int) -> EstimatorSpec:
+        return self._spec(backbone, weights, image_size, self.output, self.loss)
 
 
 class ClassifierConfig(TrainingConfig):
     age_sigma: float = Field(
         default=2.0, ge=0.0,
         description="Learn a softmax over every year 0-100 from a Gaussian this many years wide around the true "
-                    "age, and sum it into the buckets; 0: a softmax over the 7 buckets learned from the bucket alone",
+                    "age, sum it into the buckets and take its median as an age for the ensemble; 0: a softmax "
+                    "over the 7 buckets learned from the bucket alone",
     )
+
+    def target_column(self, labels: pd.DataFrame) -> str:
+        return "real_age"
+
+    def targets(self, ages: np.ndarray) -> np.ndarray:
+        return ages if self.age_sigma else age_to_bucket(ages)
+
+    def estimator_spec(self, backbone: str, weights: str | None, image_size: int) -> EstimatorSpec:
+        return self._spec(backbone, weights, image_size, "softmax", "sparse_categorical_crossentropy",
+                          classes=len(BUCKET_LABELS), age_sigma=self.age_sigma)
 
 
 class EnsembleConfig(VersionedConfig):
     pass
 
 
-MODEL_VERSION = code_version("1", ModelConfig)
-CLASSIFIER_VERSION = code_version("2", ClassifierConfig)
-ENSEMBLE_VERSION = code_version("2", EnsembleConfig)
+@dataclass(frozen=True)
+class TrainingKind:
+    """A kind of trained asset: its name prefix, config class, code revision, validation metric and
+    description."""
+
+    name: str
+    config: type[ModelConfig] | type[ClassifierConfig]
+    revision: str
+    metric: str
+    description: str  # with {backbone}
+
+    def config_for(self, backbone: str) -> type[TrainingConfig]:
+        """``config`` with ``backbone``'s CPU recipe as its defaults."""
+        base: type[TrainingConfig] = self.config
+        fields = base.model_fields
+        defaults: dict[str, Any] = {
+            name: (fields[name].annotation, Field(default=value, description=fields[name].description))
+            for name, value in cpu_recipe(backbone, self.name).as_dict().items()
+        }
+        return pydantic.create_model(f"{base.__name__}_{backbone}", __base__=base, **defaults)
 
 
-def target_column(target: str, labels: pd.DataFrame) -> str:
-    if target == "auto":
-        return "apparent_age_mean" if labels["apparent_age_mean"].notna().all() else "real_age"
-    column = f"{target}_age" if target == "real" else "apparent_age_mean"
-    if labels[column].isna().any():
-        raise dg.Failure(f"target '{target}' asked for, but the dataset has no {column} for every image")
-    return column
+REGRESSOR = TrainingKind("model", ModelConfig, "2", "mae",
+                         "{backbone} regressor of age in years: ImageNet weights, the study's head.")
+CLASSIFIER = TrainingKind("classifier", ClassifierConfig, "3", "accuracy",
+                          f"{{backbone}} classifier of the 7 age buckets {', '.join(BUCKET_LABELS)}.")
+ENSEMBLE_VERSION = code_version("3", EnsembleConfig)
 
 
 def _stacks(
@@ -110,21 +171,28 @@ def _stacks(
     return stack(train_set, "train"), evaluated["valid"], evaluated
 
 
-def _train_asset(backbone: str, classifier: bool) -> dg.AssetsDefinition:
-    kind = "classifier" if classifier else "model"
-    config_type: Any = ClassifierConfig if classifier else ModelConfig  # its fields differ: typed loosely
-    version = CLASSIFIER_VERSION if classifier else MODEL_VERSION
-    description = (f"{backbone} classifier of the 7 age buckets {', '.join(BUCKET_LABELS)}."
-                   if classifier else f"{backbone} regressor of age in years, ImageNet weights, the study's head.")
+def changed_settings(config: VersionedConfig) -> str:
+    """The settings that differ from the config class's defaults, as ``name=value,...``, or ``defaults``."""
+    defaults = type(config)().model_dump()
+    changed = [f"{k}={v}" for k, v in config.model_dump().items() if defaults.get(k) != v]
+    return ",".join(changed) or "defaults"
+
+
+def trained_asset(kind: TrainingKind, backbone: str) -> dg.AssetsDefinition:
+    """``model_<backbone>`` or ``classifier_<backbone>``: trained on cached frozen features where the
+    backbone's front is frozen, evaluated on the validation and test splits."""
+    asset = f"{kind.name}_{backbone}"
+    config_type: Any = kind.config_for(backbone)  # built at run time: typed loosely
+    version = code_version(kind.revision, config_type)
 
     @dg.asset(
-        name=f"{kind}_{backbone}",
+        name=asset,
         code_version=version,
         kinds={"keras", "tensorflow"},
-        group_name=GROUP,
+        group_name=MODELS,
         pool=TRAINING_POOL,
         op_tags=ONE_GPU_ON_KUBERNETES,
-        description=description,
+        description=kind.description.format(backbone=backbone),
     )
     def train(
         context: dg.AssetExecutionContext,
@@ -136,92 +204,89 @@ def _train_asset(backbone: str, classifier: bool) -> dg.AssetsDefinition:
         accelerator: Accelerator,
     ) -> dg.Output[TrainedModel]:
         started = time.perf_counter()
+        settings = changed_settings(config)
+        context.instance.add_run_tags(context.run_id, {f"age_assets/{asset}": settings})
         train_set = augmented_train if config.train_on == "augmented" else image_arrays
         fingerprint = data_version(version, config, backbone, weights.identity(backbone), *accelerator.identity(),
                                    image_arrays.fingerprint, train_set.fingerprint)
-        if classifier:
-            column, loss = "real_age", "sparse_categorical_crossentropy"
-            def targets(labels: pd.DataFrame) -> np.ndarray:
-                ages = labels[column].to_numpy(np.float32)
-                return ages if config.age_sigma else age_to_bucket(ages)
-        else:
-            column, loss = target_column(config.target, image_arrays.labels("train")), config.loss
-            def targets(labels: pd.DataFrame) -> np.ndarray:
-                return labels[column].to_numpy(np.float32)
-        metric = "accuracy" if classifier else "mae"
+        column = config.target_column(image_arrays.labels("train"))
+
+        def targets(labels: pd.DataFrame) -> np.ndarray:
+            return config.targets(labels[column].to_numpy(np.float32))
 
         def build(folder: Path) -> None:
-            from age_assets.ml.estimator import EstimatorSpec, train_estimator
-            from age_assets.ml.models import HeadSpec
+            from age_assets.ml.estimator import train_estimator
+            from age_assets.ml.training import TrainingDiverged, TrainingStalled
 
             device = accelerator.activate()
-            context.log.info(f"training on {device}")
+            context.log.info(f"training {asset} on {device} with {settings}")
             image_size = image_arrays.images("train").shape[1]
-            spec = EstimatorSpec(
-                backbone, weights.source(backbone), image_size,
-                HeadSpec(config.units, config.activation, config.dropout, config.l2,
-                         "softmax" if classifier else config.output),
-                config.train_last, config.fit_spec(loss), len(BUCKET_LABELS) if classifier else 0,
-                config.mirror_average, config.age_sigma if classifier else 0.0,
-            )
             train_stack, valid_stack, evaluated = _stacks(image_arrays, train_set, targets)
 
             def on_epoch(epoch: int, logs: dict[str, float]) -> None:
                 context.log.info(f"epoch {epoch + 1}: " + ", ".join(f"{k}={v:.4g}" for k, v in logs.items()))
 
-            trained = train_estimator(spec, train_stack, valid_stack, evaluated, storage.root / "cache" / "features",
-                                      context.log.info, on_epoch)
+            try:
+                trained = train_estimator(config.estimator_spec(backbone, weights.source(backbone), image_size),
+                                          train_stack, valid_stack, evaluated, storage.root / "cache" / "features",
+                                          context.log.info, on_epoch)
+            except (TrainingDiverged, TrainingStalled) as error:
+                raise dg.Failure(f"{asset}: {error} (settings: {settings})") from error
             trained.model.save(folder / "model.keras")
-            write_predictions(folder / "predictions.csv", trained.predictions)
-            scores = trained.history[f"val_{metric}"]
-            best = int(np.argmin(scores) if metric == "mae" else np.argmax(scores))
-            info = {"backbone": backbone, "kind": kind, "image_size": image_size, "target": column,
-                    "mirror_average": config.mirror_average,
-                    "boundary": trained.boundary, "epochs": len(scores), "best_epoch": best + 1,
-                    f"best_val_{metric}": float(scores[best]), "device": device,
+            write_predictions(folder / "predictions.csv", trained.predictions, trained.ages)
+            scores = trained.history[f"val_{kind.metric}"]
+            best = int(np.argmin(scores) if kind.metric == "mae" else np.argmax(scores))
+            info = {"backbone": backbone, "kind": kind.name, "image_size": image_size, "target": column,
+                    "settings": config.model_dump(), "boundary": trained.boundary, "epochs": len(scores),
+                    "best_epoch": best + 1, f"val_{kind.metric}_one_view_best_epoch": float(scores[best]),
+                    "device": device,
                     "trainable_params": int(sum(np.prod(w.shape) for w in trained.model.trainable_weights)),
                     "train_images": len(train_stack.targets), "seconds": round(time.perf_counter() - started, 1)}
             (folder / "info.json").write_text(json.dumps(info, indent=1))
             pd.DataFrame(trained.history).to_csv(folder / "history.csv", index_label="epoch")
 
-        folder = storage.artifact(f"{kind}_{backbone}", fingerprint)
-        reused = build_once(folder, build)
-        result = TrainedModel(folder, fingerprint)
-        info = result.info()
-        history = pd.read_csv(folder / "history.csv").to_dict(orient="list")
-        extra = _classifier_metadata(result, image_arrays) if classifier else {}
-        return dg.Output(result, data_version=dg.DataVersion(fingerprint), metadata={
-            **extra,
-            f"best_val_{metric}": info[f"best_val_{metric}"],
-            **{k: info[k] for k in ("target", "epochs", "best_epoch", "device", "trainable_params", "train_images")},
-            "boundary": ", ".join(info["boundary"]) or "input (no cached features)",
-            "learning_curves": png(learning_curves(history, metric), "learning curves"),
-            "training_seconds": info["seconds"],
-            "duration_s": round(time.perf_counter() - started, 2),
-            "peak_rss_mb": peak_rss_mb(),
-            "reused": reused,
-            "fingerprint": fingerprint,
-        })
+        def metadata(result: TrainedModel) -> dict[str, Any]:
+            info = result.info()
+            history = pd.read_csv(result.folder / "history.csv").to_dict(orient="list")
+            return {
+                **_validation_metadata(result, image_arrays),
+                f"val_{kind.metric}_one_view_best_epoch": round(info[f"val_{kind.metric}_one_view_best_epoch"], 3),
+                **{k: info[k] for k in ("target", "epochs", "best_epoch", "device", "trainable_params",
+                                        "train_images")},
+                "settings": settings,
+                "boundary": ", ".join(info["boundary"]) or "input (no cached features)",
+                "learning_curves": png(learning_curves(history, kind.metric), "learning curves"),
+                "training_seconds": info["seconds"],
+            }
+
+        return artifact_output(storage, asset, fingerprint, build, TrainedModel, started, metadata)
 
     return train
 
 
-def _classifier_metadata(result: TrainedModel, image_arrays: ImageSet) -> dict[str, Any]:
-    """Validation accuracy, macro-F1 and confusion matrix of a bucket classifier."""
-    scores = classifier_metrics(result.predictions("valid")["bucket"].to_numpy(), image_arrays.labels("valid"))
+def _validation_metadata(result: TrainedModel, image_arrays: ImageSet) -> dict[str, Any]:
+    """Scores of the stored validation predictions, which are mirror-averaged where the model's
+    settings say so: what the checks, the ensembles and the report use."""
+    predictions, labels = result.predictions("valid"), image_arrays.labels("valid")
+    scores: dict[str, Any] = {}
+    if result.predicts_age:
+        scores["val_mae"] = round(mae(predictions["age"].to_numpy(), labels[result.info()["target"]]), 3)
+    if "bucket" not in predictions:
+        return scores
+    buckets = classifier_metrics(predictions["bucket"].to_numpy(), labels)
     rows = ["| true \\ predicted | " + " | ".join(BUCKET_LABELS) + " |", "|---" * (len(BUCKET_LABELS) + 1) + "|"]
     rows += [f"| {label} | " + " | ".join(map(str, counts)) + " |"
-             for label, counts in zip(BUCKET_LABELS, scores["confusion_matrix"])]
-    return {"val_accuracy": scores["accuracy"], "val_macro_f1": scores["macro_f1"],
-            "val_confusion_matrix": dg.MetadataValue.md("\n".join(rows))}
+             for label, counts in zip(BUCKET_LABELS, buckets["confusion_matrix"])]
+    return {"val_accuracy": round(buckets["accuracy"], 4), "val_macro_f1": round(buckets["macro_f1"], 4),
+            **scores, "val_confusion_matrix": dg.MetadataValue.md("\n".join(rows))}
 
 
 def model_asset(backbone: str) -> dg.AssetsDefinition:
-    return _train_asset(backbone, classifier=False)
+    return trained_asset(REGRESSOR, backbone)
 
 
 def classifier_asset(backbone: str) -> dg.AssetsDefinition:
-    return _train_asset(backbone, classifier=True)
+    return trained_asset(CLASSIFIER, backbone)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
@@ -232,50 +297,54 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 
 def ensemble_asset(backbones: list[str]) -> dg.AssetsDefinition:
-    members = [f"model_{b}" for b in backbones]
+    regressors = [f"{REGRESSOR.name}_{b}" for b in backbones]
+    classifiers = [f"{CLASSIFIER.name}_{b}" for b in backbones]
+    backbone_of = {**dict(zip(regressors, backbones)), **dict(zip(classifiers, backbones))}
 
     @dg.asset(
-        ins={name: dg.AssetIn() for name in members},
+        ins={name: dg.AssetIn() for name in regressors + classifiers},
         code_version=ENSEMBLE_VERSION,
         kinds={"keras", "scikitlearn"},
-        group_name=GROUP,
-        description="The regressors combined with non-negative weights fitted on the validation split.",
+        group_name=MODELS,
+        description="Every regressor's age, and the median age of every classifier over years that learned the "
+                    "same target, combined with non-negative member weights fitted on the validation split.",
     )
     def ensemble(
         context: dg.AssetExecutionContext, config: EnsembleConfig, image_arrays: ImageSet, storage: Storage,
-        **models: TrainedModel,
+        **trained: TrainedModel,
     ) -> dg.Output[Ensemble]:
         started = time.perf_counter()
+        column = trained[regressors[0]].info()["target"]
+        members = regressors + [c for c in classifiers
+                                if trained[c].predicts_age and trained[c].info()["target"] == column]
         fingerprint = data_version(ENSEMBLE_VERSION, config, image_arrays.fingerprint,
-                                   {name: models[name].fingerprint for name in members})
-        column = models[members[0]].info()["target"]
+                                   {name: trained[name].fingerprint for name in regressors + classifiers})
         truth = {split: image_arrays.labels(split)[column].to_numpy() for split in EVALUATED}
-        preds = {split: np.column_stack([models[m].predictions(split)["age"] for m in members]) for split in EVALUATED}
-        weights = fit_weights(preds["valid"], truth["valid"])
-        scores = {f"val_mae_{m}": mae(preds["valid"][:, i], truth["valid"]) for i, m in enumerate(members)}
-        scores["val_mae_ensemble"] = mae(combine(preds["valid"], weights), truth["valid"])
-        if len(members) == 2:
-            scores["val_mae_study_weights_0.6_0.4"] = mae(combine(preds["valid"], np.array([0.6, 0.4])), truth["valid"])
+        ages = {split: np.column_stack([trained[m].predictions(split)["age"] for m in members]) for split in EVALUATED}
+        member_weights = fit_weights(ages["valid"], truth["valid"])
+        scores = {f"val_mae_{m}": mae(ages["valid"][:, i], truth["valid"]) for i, m in enumerate(members)}
+        scores["val_mae_ensemble"] = mae(combine(ages["valid"], member_weights), truth["valid"])
+        only = ages["valid"][:, :len(regressors)]
+        scores["val_mae_regressors_alone"] = mae(combine(only, fit_weights(only, truth["valid"])), truth["valid"])
+        if len(regressors) == 2:
+            scores["val_mae_regressors_study_weights_0.6_0.4"] = mae(combine(only, np.array([0.6, 0.4])),
+                                                                     truth["valid"])
 
         def build(folder: Path) -> None:
             for m in members:
-                _link_or_copy(models[m].model_path, folder / f"{m}.keras")
-            info = {"members": [{"name": m, "backbone": b, "model": f"{m}.keras", "weight": float(w),
-                                 "mirror_average": bool(models[m].info().get("mirror_average", False))}
-                                for m, b, w in zip(members, backbones, weights)],
-                    "image_size": models[members[0]].info()["image_size"], "target": column, **scores}
+                _link_or_copy(trained[m].model_path, folder / f"{m}.keras")
+            info = {"members": [{"name": m, "backbone": backbone_of[m], "kind": trained[m].info()["kind"],
+                                 "model": f"{m}.keras", "weight": float(w),
+                                 "mirror_average": bool(trained[m].info()["settings"]["mirror_average"])}
+                                for m, w in zip(members, member_weights)],
+                    "image_size": trained[members[0]].info()["image_size"], "target": column, **scores}
             (folder / "ensemble.json").write_text(json.dumps(info, indent=1))
-            write_predictions(folder / "predictions.csv", {s: combine(preds[s], weights) for s in EVALUATED})
+            write_predictions(folder / "predictions.csv", {s: combine(ages[s], member_weights) for s in EVALUATED})
 
-        folder = storage.artifact("ensemble", fingerprint)
-        reused = build_once(folder, build)
         context.log.info(", ".join(f"{k}={v:.3f}" for k, v in scores.items()))
-        return dg.Output(Ensemble(folder, fingerprint), data_version=dg.DataVersion(fingerprint), metadata={
-            **{f"weight_{m}": float(w) for m, w in zip(members, weights)},
-            **scores,
-            "duration_s": round(time.perf_counter() - started, 2),
-            "reused": reused,
-            "fingerprint": fingerprint,
+        return artifact_output(storage, "ensemble", fingerprint, build, Ensemble, started, lambda _: {
+            **{f"member_weight_{m}": round(float(w), 3) for m, w in zip(members, member_weights)},
+            **{k: round(v, 3) for k, v in scores.items()},
         })
 
     return ensemble

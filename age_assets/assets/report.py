@@ -9,6 +9,7 @@ import numpy as np
 
 from age_assets.artifacts import PROBABILITY_COLUMNS, Ensemble, ImageSet, TrainedModel
 from age_assets.assets.metadata import png
+from age_assets.assets.names import EVALUATION
 from age_assets.assets.versioning import VersionedConfig, code_version, data_version
 from age_assets.ml.evaluation import classifier_metrics, has_votes, markdown_report, regressor_metrics
 from age_assets.plots import error_distribution, predicted_vs_true
@@ -20,7 +21,7 @@ class ReportConfig(VersionedConfig):
     pass
 
 
-REPORT_VERSION = code_version("3", ReportConfig)
+REPORT_VERSION = code_version("4", ReportConfig)
 
 
 def report_asset(backbones: list[str]) -> dg.AssetsDefinition:
@@ -32,8 +33,9 @@ def report_asset(backbones: list[str]) -> dg.AssetsDefinition:
         ins={name: dg.AssetIn() for name in models + bucket_models},
         code_version=REPORT_VERSION,
         kinds={"pandas", "markdown"},
-        group_name="evaluation",
-        description="Test-split metrics for every model, the ensemble and every classifier; "
+        group_name=EVALUATION,
+        description="Test-split metrics for every model, the ensemble and every classifier (of ages too, for "
+                    "classifiers over years); "
                     "<data dir>/reports/evaluation.json and evaluation.md.",
     )
     def evaluation_report(
@@ -45,12 +47,13 @@ def report_asset(backbones: list[str]) -> dg.AssetsDefinition:
                                    {k: v.fingerprint for k, v in sorted(trained.items())})
         labels = image_arrays.labels("test")
         buckets = {name: trained[name].predictions("test") for name in bucket_models}
-        predictions = {name: trained[name].predictions("test")["age"].to_numpy() for name in models}
+        predictions = {name: trained[name].predictions("test")["age"].to_numpy()
+                       for name in models + classifiers if trained[name].predicts_age}
         predictions["ensemble"] = ensemble.predictions("test")["age"].to_numpy()
         report = {
             "dataset": {"test_images": len(labels), "target": ensemble.info()["target"],
                         "has_apparent_age": has_votes(labels)},
-            "regressors": {name: regressor_metrics(pred, labels) for name, pred in predictions.items()},
+            "ages": {name: regressor_metrics(pred, labels) for name, pred in predictions.items()},
             "classifiers": {name: classifier_metrics(buckets[name]["bucket"].to_numpy(), labels)
                             for name in classifiers},
         }
@@ -74,11 +77,11 @@ def report_asset(backbones: list[str]) -> dg.AssetsDefinition:
         for name in ("evaluation.json", "evaluation.md"):
             atomic_write_text(storage.root / "reports" / name, (folder / name).read_text())
         context.log.info(markdown)
-        best = min(report["regressors"], key=lambda n: report["regressors"][n]["mae"])
+        best = min(report["ages"], key=lambda n: report["ages"][n]["mae"])
         return dg.MaterializeResult(data_version=dg.DataVersion(fingerprint), metadata={
             "report": dg.MetadataValue.md(markdown),
-            "test_mae_ensemble": report["regressors"]["ensemble"]["mae"],
-            "test_mae_best_single": min(m["mae"] for n, m in report["regressors"].items() if n != "ensemble"),
+            "test_mae_ensemble": report["ages"]["ensemble"]["mae"],
+            "test_mae_best_single": min(m["mae"] for n, m in report["ages"].items() if n != "ensemble"),
             "best": best,
             "bucket_accuracy_best_classifier": max((m["accuracy"] for m in report["classifiers"].values()),
                                                    default=0.0),

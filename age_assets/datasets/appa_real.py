@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from age_assets.datasets.manifest import MAX_AGE, SPLITS, Skip, finish_manifest
+from age_assets.datasets.manifest import MAX_LABEL_AGE, SPLITS, Skip, finish_manifest
 
 OFFICIAL_URL = "http://158.109.8.102/AppaRealAge/appa-real-release.zip"
 OFFICIAL_CHECKSUM = "md5:2701c6ec291b242e6b4f8a0a56087a43"
@@ -45,12 +45,12 @@ def _read_split_csv(csv: Path) -> pd.DataFrame:
         values = pd.to_numeric(table[column], errors="coerce")
         bad = values.isna() | (values < 0)
         if column in ("apparent_age_avg", "real_age"):
-            bad |= values > MAX_AGE
+            bad |= values > MAX_LABEL_AGE
         if bad.any():
             row = int(bad.idxmax())
             raise ValueError(
                 f"{csv}, row {row + 2} (file {table.at[row, 'file_name']}): "
-                f"{column}={table.at[row, column]!r} is not a number in 0-{MAX_AGE}"
+                f"{column}={table.at[row, column]!r} is not a number in 0-{MAX_LABEL_AGE}"
             )
         table[column] = values.astype("float64")
     duplicated = table["file_name"].duplicated()

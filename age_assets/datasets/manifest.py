@@ -22,7 +22,8 @@ COLUMNS: list[str] = [
 """``image_path`` is the full image, ``face_path`` the face crop (the same file for datasets
 that ship aligned crops only); the apparent-age columns are NaN where a dataset has no votes."""
 
-MAX_AGE = 120
+MAX_LABEL_AGE = 120
+"""The oldest age a label may give; anything above is a broken label (UTKFace's oldest face is 116)."""
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from age_assets.datasets.manifest import MAX_AGE, Skip, finish_manifest
+from age_assets.datasets.manifest import MAX_LABEL_AGE, Skip, finish_manifest
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 SPLIT_RATIOS: tuple[float, float, float] = (0.8, 0.1, 0.1)
@@ -40,7 +40,7 @@ def age_from_name(name: str) -> int | None:
     if match is None:
         return None
     age = int(match.group(1))
-    return age if age <= MAX_AGE else None
+    return age if age <= MAX_LABEL_AGE else None
 
 
 def read_utkface(folder: Path, split: str | None = None) -> tuple[pd.DataFrame, list[Skip]]:
@@ -57,7 +57,7 @@ def read_utkface(folder: Path, split: str | None = None) -> tuple[pd.DataFrame, 
             continue
         age = age_from_name(path.name)
         if age is None:
-            skipped.append(Skip(str(path), f"file name does not start with an age 0-{MAX_AGE} and '_'"))
+            skipped.append(Skip(str(path), f"file name does not start with an age 0-{MAX_LABEL_AGE} and '_'"))
             continue
         rows.append({
             "split": split or split_of(path.name),

@@ -3,35 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from age_assets.ml.age_distribution import BUCKET_SUMS, YEARS, age_distribution_loss, bucket_accuracy, with_bucket_sums
+from age_assets.ml.age_distribution import BUCKET_SUMS, YEARS, age_distribution_loss, bucket_accuracy, median_age
 from age_assets.ml.backbones import get_backbone
 from age_assets.ml.features import extract_features, feature_files, model_input, save_features
-from age_assets.ml.models import HeadSpec, Split, build_model, split_at_frozen_boundary
+from age_assets.ml.models import AgeScale, Cut, build_model, cut_at_frozen_boundary
 from age_assets.ml.npy import iter_blocks
-from age_assets.ml.training import FitSpec, StackBatches, fit, image_batches
+from age_assets.ml.specs import EstimatorSpec
+from age_assets.ml.training import StackBatches, fit, image_batches
 from age_assets.ml.weights import weights_identity
 from age_assets.storage import build_once, fingerprint
 
 Log = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class EstimatorSpec:
-    backbone: str
-    weights: str | None  # a weights file, "imagenet" or None (random initialisation)
-    image_size: int
-    head: HeadSpec = field(default_factory=HeadSpec)
-    train_last: int = 0
-    fit: FitSpec = field(default_factory=FitSpec)
-    classes: int = 0  # 0: a regressor in years; else a classifier over this many buckets
-    mirror_average: bool = False  # predict each evaluated image and its mirror image, and average
-    age_sigma: float = 0.0  # a classifier's width (years) of the age distribution it learns; 0: buckets alone
+PROBE_ROWS = 256
+"""Validation inputs whose outputs must differ after each epoch (``training.OutputWatch``)."""
 
 
 @dataclass(frozen=True)
@@ -47,19 +37,20 @@ class Stack:
 class Trained:
     model: keras.Model
     history: dict[str, list[float]]
-    predictions: dict[str, np.ndarray]  # per evaluated split: years, or class probabilities
+    predictions: dict[str, np.ndarray]  # per evaluated split: years, or bucket probabilities
     boundary: list[str]
+    ages: dict[str, np.ndarray] | None = None  # a classifier over years: per evaluated split, its median ages
 
 
-def _features(split: Split, spec: EstimatorSpec, stack: Stack, name: str, cache: Path, log: Log,
+def _features(cut: Cut, spec: EstimatorSpec, stack: Stack, name: str, cache: Path, log: Log,
               mirrored: bool = False) -> list[Path]:
-    key = fingerprint(spec.backbone, weights_identity(spec.weights), spec.image_size, split.boundary,
+    key = fingerprint(spec.backbone, weights_identity(spec.weights), spec.image_size, cut.boundary,
                       stack.fingerprint, name, *(["mirrored"] if mirrored else []))
     what = f"{'mirrored ' if mirrored else ''}{name}"
 
     def build(folder: Path) -> None:
-        log(f"computing {spec.backbone} features at {split.boundary} for {len(stack.targets)} {what} images")
-        save_features(folder, name, extract_features(split.front, get_backbone(spec.backbone).preprocess_input,
+        log(f"computing {spec.backbone} features at {cut.boundary} for {len(stack.targets)} {what} images")
+        save_features(folder, name, extract_features(cut.front, get_backbone(spec.backbone).preprocess_input,
                                                      stack.images, mirrored=mirrored))
 
     if build_once(cache / key, build):
@@ -71,6 +62,10 @@ def _loaded(files: list[Path]) -> np.ndarray | list[np.ndarray]:
     """The tail's input for a (small) evaluated split: one array, or a list for several tensors."""
     parts = [np.load(f) for f in files]
     return parts[0] if len(parts) == 1 else parts
+
+
+def _first_rows(x: np.ndarray | list[np.ndarray], n: int = PROBE_ROWS) -> np.ndarray | list[np.ndarray]:
+    return [part[:n] for part in x] if isinstance(x, list) else x[:n]
 
 
 def train_estimator(
@@ -86,38 +81,41 @@ def train_estimator(
     ``spec.mirror_average`` each evaluated image is predicted as it is and mirrored left to right,
     and the two outputs averaged (faces are close to symmetric, so the mirror is a second look at
     the same face). A classifier with ``spec.age_sigma`` learns a distribution over years from the
-    true ages (``ml.age_distribution``) and comes back summing it into buckets.
+    true ages (``ml.age_distribution``); its model outputs that distribution, its predictions sum it
+    into buckets, and its ``ages`` are the distributions' medians.
     """
     over_years = bool(spec.classes and spec.age_sigma)
     model = build_model(spec.backbone, spec.image_size, spec.weights, spec.head, spec.train_last,
-                        YEARS if over_years else spec.classes)
-    split = split_at_frozen_boundary(model)
+                        YEARS if over_years else spec.classes, AgeScale.of(train.targets))
+    cut = cut_at_frozen_boundary(model)
     metric = bucket_accuracy() if over_years else "accuracy" if spec.classes else "mae"
     loss = age_distribution_loss(spec.age_sigma) if over_years else None
     preprocess = get_backbone(spec.backbone).preprocess_input
-    if split.front is not None:
-        files = {name: _features(split, spec, s, name, cache, log)
+    if cut.front is not None:
+        files = {name: _features(cut, spec, s, name, cache, log)
                  for name, s in {"train": train, "valid": valid, **evaluate}.items()}
         x = {name: _loaded(files[name]) for name in {"valid", *evaluate}}
         batches = StackBatches(files["train"], train.targets, spec.fit.batch_size, True, spec.fit.seed)
-        history = fit(split.tail, (batches, None), (x["valid"], valid.targets), spec.fit, metric, on_epoch, loss)
-        predictions = {name: split.tail.predict(x[name], batch_size=256, verbose=0) for name in evaluate}
+        history = fit(cut.tail, (batches, None), (x["valid"], valid.targets), spec.fit, metric, on_epoch, loss,
+                      probe=_first_rows(x["valid"]))
+        predictions = {name: cut.tail.predict(x[name], batch_size=256, verbose=0) for name in evaluate}
         if spec.mirror_average:
             for name, s in evaluate.items():
-                mirrored = _loaded(_features(split, spec, s, name, cache, log, mirrored=True))
-                predictions[name] = (predictions[name] + split.tail.predict(mirrored, batch_size=256, verbose=0)) / 2
+                mirrored = _loaded(_features(cut, spec, s, name, cache, log, mirrored=True))
+                predictions[name] = (predictions[name] + cut.tail.predict(mirrored, batch_size=256, verbose=0)) / 2
     else:
         batches = image_batches(train.images, train.targets, preprocess, spec.fit.batch_size, True, spec.fit.seed)
         checks = image_batches(valid.images, valid.targets, preprocess, spec.fit.batch_size, False)
-        history = fit(model, (batches, None), (checks, None), spec.fit, metric, on_epoch, loss)
+        probe = model_input(np.load(valid.images, mmap_mode="r")[:PROBE_ROWS], preprocess)
+        history = fit(model, (batches, None), (checks, None), spec.fit, metric, on_epoch, loss, probe=probe)
         predictions = {name: predict_stack(model, preprocess, s.images, mirror_average=spec.mirror_average)
                        for name, s in evaluate.items()}
     if over_years:
-        model = with_bucket_sums(model)
-        predictions = {name: p @ BUCKET_SUMS for name, p in predictions.items()}
+        ages = {name: keras.ops.convert_to_numpy(median_age(p)) for name, p in predictions.items()}
+        return Trained(model, history, {name: p @ BUCKET_SUMS for name, p in predictions.items()}, cut.boundary, ages)
     if not spec.classes:
         predictions = {name: p.reshape(-1) for name, p in predictions.items()}
-    return Trained(model, history, predictions, split.boundary)
+    return Trained(model, history, predictions, cut.boundary)
 
 
 def predict_images(model: keras.Model, preprocess: Callable[[np.ndarray], np.ndarray], images: np.ndarray,

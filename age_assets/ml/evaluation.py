@@ -55,13 +55,14 @@ def markdown_report(report: dict) -> str:
     columns = ["mae", "cs5", "bucket_accuracy", "bucket_macro_f1"]
     if report["dataset"]["has_apparent_age"]:
         columns += ["mae_apparent", "epsilon_error"]
-    lines += ["## Regressors (MAE on real age, years)", "", "| model | " + " | ".join(columns) + " |",
+    lines += ["## Ages (MAE on real age, years; a classifier's age is the median of its distribution over years)",
+              "", "| model | " + " | ".join(columns) + " |",
               "|---" * (len(columns) + 1) + "|"]
-    for name, m in report["regressors"].items():
+    for name, m in report["ages"].items():
         lines.append(f"| {name} | " + " | ".join(_cell(m.get(c)) for c in columns) + " |")
     lines += ["", "MAE per true-age bucket:", "", "| model | " + " | ".join(BUCKET_LABELS) + " |",
               "|---" * (len(BUCKET_LABELS) + 1) + "|"]
-    for name, m in report["regressors"].items():
+    for name, m in report["ages"].items():
         lines.append(f"| {name} | " + " | ".join(_cell(m["mae_per_bucket"][b]) for b in BUCKET_LABELS) + " |")
     lines += ["", "## Bucket classifiers", "", "| model | accuracy | macro_f1 |", "|---|---|---|"]
     for name, m in report["classifiers"].items():

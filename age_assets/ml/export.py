@@ -25,8 +25,9 @@ import numpy as np
 from keras import layers, ops
 from sklearn.pipeline import Pipeline
 
+from age_assets.ml.age_distribution import BUCKET_SUMS, YEARS, median_age
 from age_assets.ml.buckets import BUCKET_LABELS
-from age_assets.ml.models import Split, split_at_frozen_boundary
+from age_assets.ml.models import Cut, cut_at_frozen_boundary
 from age_assets.serving.runtime import DESCRIPTION
 
 INPUT_NAME = "faces"
@@ -35,19 +36,27 @@ FORMATS = {"saved_model": "saved_model", "litert": "age_estimator.tflite", "onnx
 ONNX_OPSET = 17
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Member:
-    """A stored Keras model with the input scaling of its backbone (``x * scale + offset``)."""
+    """A stored Keras model with the input scaling of its backbone (``x * scale + offset``) and its
+    roles: its age times ``age_weight`` adds to the age (0: not an ensemble member); with
+    ``buckets`` its bucket probabilities join the classifiers' average.
+
+    A regressor outputs years; a classifier bucket probabilities, or a distribution over every year,
+    which gives both bucket probabilities and (its median) an age.
+    """
 
     model: keras.Model
     scale: float
     offset: float
     mirror_average: bool
+    age_weight: float = 0.0
+    buckets: bool = False
 
 
-def load_member(path: Path, scale: float, offset: float, mirror_average: bool) -> Member:
+def load_member(path: Path, **details: Any) -> Member:
     """A member for inference: the stored model without its optimizer or custom loss."""
-    return Member(keras.models.load_model(path, compile=False), scale, offset, mirror_average)
+    return Member(model=keras.models.load_model(path, compile=False), **details)
 
 
 class _SharedFronts:
@@ -67,19 +76,19 @@ class _SharedFronts:
         pixels = ops.concatenate([self.pixels, self.mirrored], axis=0) if both else self.pixels
         return layers.Rescaling(member.scale, member.offset)(pixels)
 
-    def _front_outputs(self, split: Split, member: Member) -> object:
-        assert split.front is not None  # __call__ asks only where the member has a front
-        key = (tuple(split.boundary), member.scale, member.offset, member.mirror_average)
+    def _front_outputs(self, cut: Cut, member: Member) -> object:
+        assert cut.front is not None  # __call__ asks only where the member has a front
+        key = (tuple(cut.boundary), member.scale, member.offset, member.mirror_average)
         for other_key, front, outputs in self.fronts:
-            if other_key == key and _same_weights(front, split.front):
+            if other_key == key and _same_weights(front, cut.front):
                 return outputs
-        outputs = split.front(self._input(member))
-        self.fronts.append((key, split.front, outputs))
+        outputs = cut.front(self._input(member))
+        self.fronts.append((key, cut.front, outputs))
         return outputs
 
     def __call__(self, member: Member) -> Any:  # a Keras tensor
-        split = split_at_frozen_boundary(member.model)
-        out = split.tail(self._front_outputs(split, member)) if split.front is not None else \
+        cut = cut_at_frozen_boundary(member.model)
+        out = cut.tail(self._front_outputs(cut, member)) if cut.front is not None else \
             member.model(self._input(member))
         if self.mirrored is None or not member.mirror_average:
             return out
@@ -130,20 +139,41 @@ def _stacked_buckets(stacker: Pipeline, age: object, probabilities: object) -> o
     return ops.matmul(known, scatter)
 
 
-def inference_model(image_size: int, regressors: Sequence[Member], member_weights: Sequence[float],
-                    classifiers: Sequence[Member], stacker: Pipeline | None = None) -> keras.Model:
+def _age_and_buckets(output: Any) -> tuple[Any, Any]:
+    """A member's output as (age [N], bucket probabilities [N, 7]), either None where it has none."""
+    width = output.shape[-1]
+    if width == 1:
+        return ops.reshape(output, (-1,)), None
+    if width == YEARS:
+        return median_age(output), ops.matmul(output, BUCKET_SUMS)  # NumPy, not a tensor: a constant of every trace
+    return None, output
+
+
+def inference_model(image_size: int, members: Sequence[Member], stacker: Pipeline | None = None) -> keras.Model:
     """uint8 crops of any size in; ``{"age": [N], "buckets": [N, 7]}`` out."""
-    for i, member in enumerate([*regressors, *classifiers]):
+    for i, member in enumerate(members):
         member.model.name = f"member_{i}_{member.model.name}"  # unique, whichever backbones repeat
     faces = keras.Input((None, None, 3), dtype="uint8", name=INPUT_NAME)
     pixels = layers.Resizing(image_size, image_size, interpolation="bilinear", name="resize")(
         ops.cast(faces, "float32"))
-    mirrored = ops.flip(pixels, axis=2) if any(m.mirror_average for m in [*regressors, *classifiers]) else None
+    mirrored = ops.flip(pixels, axis=2) if any(m.mirror_average for m in members) else None
     outputs = _SharedFronts(pixels, mirrored)
-    ages = [outputs(m) * float(w) for m, w in zip(regressors, member_weights)]
-    age = ops.reshape(ops.sum(ops.concatenate(ages, axis=1), axis=1), (-1,))
-    probabilities = ops.mean(ops.stack([outputs(m) for m in classifiers]), axis=0)
-    buckets = _stacked_buckets(stacker, age, probabilities) if stacker is not None else probabilities
+    ages, probabilities = [], []
+    for member in members:
+        if not member.age_weight and not member.buckets:
+            continue
+        age, buckets = _age_and_buckets(outputs(member))
+        if member.age_weight:
+            if age is None:
+                raise ValueError(f"{member.model.name} gives no age, yet has an ensemble weight")
+            ages.append(age * float(member.age_weight))
+        if member.buckets:
+            if buckets is None:
+                raise ValueError(f"{member.model.name} gives no bucket probabilities")
+            probabilities.append(buckets)
+    age = ops.sum(ops.stack(ages, axis=1), axis=1)
+    averaged = ops.mean(ops.stack(probabilities), axis=0)
+    buckets = _stacked_buckets(stacker, age, averaged) if stacker is not None else averaged
     return keras.Model(faces, {"age": age, "buckets": buckets}, name="age_estimator")
 
 

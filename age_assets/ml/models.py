@@ -1,36 +1,47 @@
-"""Backbone plus head, which layers train, and the split at the frozen boundary."""
+"""Backbone plus head, which layers train, and the cut at the frozen boundary."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import keras
+import numpy as np
 
 from age_assets.ml.backbones import build_backbone
+from age_assets.ml.specs import HeadSpec
 
-MAX_AGE = 100.0
-"""A sigmoid output is scaled to 0-MAX_AGE years: 99.7% of UTKFace and all of APPA-REAL fit."""
+MAX_OUTPUT_AGE = 100.0
+"""A sigmoid output is scaled to 0-MAX_OUTPUT_AGE years: 99.7% of UTKFace and all of APPA-REAL fit."""
 
 
 @dataclass(frozen=True)
-class HeadSpec:
-    """The study's head: global average pooling, one Dense layer, dropout or L2, one output."""
+class AgeScale:
+    """The training targets' mean and spread, in years: where a regressor's output starts.
 
-    units: int = 1024
-    activation: str = "relu"
-    dropout: float = 0.5
-    l2: float = 0.0
-    output: str = "sigmoid"  # "sigmoid" (scaled to 0-MAX_AGE years) or "linear"; ignored by classifiers
+    The output layer starts with zero weights and a bias that puts every prediction at ``mean``, and a
+    linear output learns ``(age - mean) / std``. Learning starts where the answer is closest on average
+    instead of at 50 years with a loss in the thousands, which is what drove sigmoid outputs to
+    saturate (and stay there) in their first epoch.
+    """
+
+    mean: float = 35.0
+    std: float = 20.0
+
+    @classmethod
+    def of(cls, ages: np.ndarray) -> AgeScale:
+        return cls(float(np.mean(ages)), float(np.std(ages)) or 1.0)
 
 
 def build_model(
-    backbone: str, image_size: int, weights: str | None, head: HeadSpec, train_last: int, classes: int = 0
+    backbone: str, image_size: int, weights: str | None, head: HeadSpec, train_last: int, classes: int = 0,
+    scale: AgeScale = AgeScale(),
 ) -> keras.Model:
     """A flat functional model: backbone layers, then the head.
 
     ``train_last`` backbone layers train (0: none, -1: all); BatchNormalization never does.
-    ``classes`` > 0 makes a softmax classifier, else a regressor in years. Outputs stay float32
-    under a mixed-precision policy.
+    ``classes`` > 0 makes a softmax classifier, else a regressor in years whose output starts at
+    ``scale.mean``. Outputs stay float32 under a mixed-precision policy.
     """
     base = build_backbone(backbone, image_size, weights)
     layers = base.layers[1:]
@@ -47,15 +58,20 @@ def build_model(
     if classes:
         out = keras.layers.Dense(classes, activation="softmax", dtype="float32", name="head_classes")(x)
     elif head.output == "sigmoid":
-        x = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="head_out")(x)
-        out = keras.layers.Rescaling(MAX_AGE, dtype="float32", name="head_years")(x)
+        start = min(max(scale.mean / MAX_OUTPUT_AGE, 0.01), 0.99)
+        x = keras.layers.Dense(1, activation="sigmoid", kernel_initializer="zeros", dtype="float32", name="head_out",
+                               bias_initializer=keras.initializers.Constant(math.log(start / (1 - start))))(x)
+        out = keras.layers.Rescaling(MAX_OUTPUT_AGE, dtype="float32", name="head_years")(x)
+    elif head.output == "linear":
+        x = keras.layers.Dense(1, kernel_initializer="zeros", dtype="float32", name="head_out")(x)
+        out = keras.layers.Rescaling(scale.std, offset=scale.mean, dtype="float32", name="head_years")(x)
     else:
-        out = keras.layers.Dense(1, dtype="float32", name="head_out")(x)
+        raise ValueError(f"unknown output {head.output!r}; use 'sigmoid' or 'linear'")
     return keras.Model(base.input, out, name=f"{backbone}_{'classifier' if classes else 'regressor'}")
 
 
 @dataclass
-class Split:
+class Cut:
     """``front`` (frozen) feeds ``tail`` (everything that trains); ``tail(front(x)) == model(x)``."""
 
     front: keras.Model | None  # None where the boundary is the model's input: nothing to cache
@@ -63,7 +79,7 @@ class Split:
     boundary: list[str]  # names of the layers whose outputs cross the boundary; [] without a front
 
 
-def split_at_frozen_boundary(model: keras.Model) -> Split:
+def cut_at_frozen_boundary(model: keras.Model) -> Cut:
     """Cut ``model`` where the first layer with trainable weights, or anything after one, begins.
 
     Layers without weights (pooling, activations) stay in front of the cut while their inputs are
@@ -83,7 +99,7 @@ def split_at_frozen_boundary(model: keras.Model) -> Split:
     if not tail:
         raise ValueError(f"{model.name} has nothing to train")
     if not any(getattr(op, "weights", None) for op in model.operations if op.name not in tail):
-        return Split(None, model, [])
+        return Cut(None, model, [])
     front = keras.Model(model.input, crossing, name=f"{model.name}_front")
-    return Split(front, keras.Model(crossing, model.output, name=f"{model.name}_tail"),
+    return Cut(front, keras.Model(crossing, model.output, name=f"{model.name}_tail"),
                  [producer[id(t)].name for t in crossing])

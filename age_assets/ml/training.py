@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,21 +11,42 @@ import keras
 import numpy as np
 
 from age_assets.ml.features import Preprocess, model_input
+from age_assets.ml.specs import FitSpec
 
-
-@dataclass(frozen=True)
-class FitSpec:
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    loss: str = "mse"
-    epochs: int = 60
-    patience: int = 8
-    batch_size: int = 64
-    seed: int = 0
+REGRESSION_LOSSES = ("mae", "mse", "huber")
 
 
 class TrainingDiverged(FloatingPointError):
     """The loss became NaN or infinite."""
+
+
+class TrainingStalled(RuntimeError):
+    """The model gives every input the same output: a saturated (dead) output that cannot learn."""
+
+
+def same_for_every_input(outputs: np.ndarray) -> bool:
+    """Whether every row of ``outputs`` is the same, up to float32 rounding."""
+    outputs = np.asarray(outputs, dtype=np.float64)
+    return bool(outputs.std(axis=0).max() <= 1e-7 * max(1.0, np.abs(outputs).max()))
+
+
+class OutputWatch(keras.callbacks.Callback):
+    """Stops training after the first epoch that leaves every probe input with the same output.
+
+    A saturated sigmoid or softmax, or a layer of ReLUs that all died, has no gradient left: the
+    epochs after it change nothing, so the run stops there. Early stopping then restores the best
+    epoch's weights, and ``fit`` fails only if those give every input the same output too.
+    """
+
+    def __init__(self, probe: Any):
+        super().__init__()
+        self.probe = probe
+        self.stalled_at: int | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if same_for_every_input(self.model.predict(self.probe, batch_size=256, verbose=0)):
+            self.stalled_at = epoch + 1
+            self.model.stop_training = True
 
 
 class StackBatches(keras.utils.PyDataset):
@@ -85,12 +105,14 @@ def fit(
     metric: str | keras.metrics.Metric,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     loss: str | Callable | None = None,
+    probe: Any = None,
 ) -> dict[str, list[float]]:
     """Compile and fit ``model``; keep the weights of the epoch with the best validation ``metric``.
 
     ``train`` and ``valid`` are (inputs, targets) pairs, or (PyDataset, None). ``loss`` replaces
     ``spec.loss`` where a loss is not one of Keras' names. Raises ``TrainingDiverged`` when the loss
-    stops being finite.
+    stops being finite, and ``TrainingStalled`` when every input of ``probe`` (some validation
+    inputs) gets the same output after an epoch.
     """
     keras.utils.set_random_seed(spec.seed)
     model.compile(optimizer=_optimizer(spec), loss=loss or spec.loss, metrics=[metric])
@@ -100,6 +122,9 @@ def fit(
         keras.callbacks.EarlyStopping(monitor=f"val_{name}", patience=spec.patience,
                                       restore_best_weights=True, mode="min" if name == "mae" else "max"),
     ]
+    watch = OutputWatch(probe) if probe is not None else None
+    if watch:
+        callbacks.append(watch)
     if on_epoch:
         callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: on_epoch(e, dict(logs or {}))))
     x, y = train
@@ -112,6 +137,19 @@ def fit(
     if not losses or not all(math.isfinite(v) for v in losses):
         raise TrainingDiverged(
             f"training loss became {losses[-1] if losses else 'undefined'} at epoch {len(losses)}; "
-            f"try a lower learning rate than {spec.learning_rate}"
+            f"try a lower learning_rate than {spec.learning_rate}"
+        )
+    stalled_at = watch.stalled_at if watch else None
+    if stalled_at is None:
+        return history
+    outputs = np.asarray(model.predict(probe, batch_size=256, verbose=0))
+    if same_for_every_input(outputs):
+        regressor = loss is None and spec.loss in REGRESSION_LOSSES
+        hint = ", the output 'linear', or the loss 'mae'" if regressor else ""
+        raise TrainingStalled(
+            f"after epoch {stalled_at} every validation face gets the same output "
+            f"({float(outputs.reshape(len(outputs), -1)[0, 0]):.4g}), and so it does with the best epoch's weights: "
+            f"the output saturated or every unit before it died, and it can no longer learn. Try a lower "
+            f"learning_rate than {spec.learning_rate}{hint}"
         )
     return history

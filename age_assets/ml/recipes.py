@@ -1,0 +1,48 @@
+"""Per backbone and kind of training, the settings measured best on 2 CPU cores: the asset configs'
+defaults.
+
+How far down a backbone trains trades accuracy against the cost of its epochs, and that trade
+differs per backbone: MobileNetV3Small's last three inverted-residual blocks train on cached
+feature maps of the fourfold augmented training split; MobileNetV2's last block and final
+convolution on the plain split, whose feature pass costs a quarter of the augmented one's.
+Backbones not measured here train their head alone on a frozen backbone (README, Results).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from age_assets.ml.specs import TrainOn
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recipe:
+    train_last: int = 0
+    train_on: TrainOn = "plain"
+    epochs: int = 60
+    patience: int = 8
+    learning_rate: float = 3e-4
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+KINDS = ("model", "classifier")
+
+CPU_RECIPES: dict[tuple[str, str], Recipe] = {
+    ("mobilenet_v3_small", "model"): Recipe(train_last=48, train_on="augmented", epochs=3, patience=1),
+    ("mobilenet_v3_small", "classifier"): Recipe(train_last=48, train_on="augmented", epochs=2, patience=1),
+    ("mobilenet_v2", "model"): Recipe(train_last=11, train_on="plain", epochs=8, patience=2),
+    ("mobilenet_v2", "classifier"): Recipe(train_last=11, train_on="plain", epochs=6, patience=1),
+}
+"""(backbone, kind) -> settings; a kind is ``model`` (regressor) or ``classifier``."""
+
+UNMEASURED = Recipe(train_last=0, train_on="plain", epochs=100, patience=10, learning_rate=1e-3)
+"""A frozen backbone with a head trained on cached pooled features: cheap and never far off."""
+
+
+def cpu_recipe(backbone: str, kind: str) -> Recipe:
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind of training {kind!r}; use one of {', '.join(KINDS)}")
+    return CPU_RECIPES.get((backbone, kind), UNMEASURED)
