@@ -80,6 +80,7 @@ def build_defs(env: Mapping[str, str] = os.environ) -> dg.Definitions:
                 (("appa_real_url", ENV_APPA_URL), ("appa_real_checksum", ENV_APPA_CHECKSUM)) if name in env}
     source = DatasetSource(spec=env.get(ENV_DATASET, "appa-real"), test_spec=env.get(ENV_TEST_DATASET, ""), **download)
     backbones = backbones_from(env)
+    storage = Storage(data_dir=data_dir)
     return dg.Definitions(
         assets=build_assets(backbones),
         asset_checks=build_checks(backbones),
@@ -89,10 +90,10 @@ def build_defs(env: Mapping[str, str] = os.environ) -> dg.Definitions:
         executor=executor_from(env),
         resources={
             "dataset": source,
-            "storage": Storage(data_dir=data_dir),
+            "storage": storage,
             "weights": BackboneWeights(weights_dir=env.get(ENV_WEIGHTS_DIR, "")),
             "accelerator": Accelerator(mixed_precision=env.get(ENV_MIXED_PRECISION, "") in ("1", "true", "yes")),
-            "io_manager": ArtifactIOManager(data_dir=data_dir),
+            "io_manager": ArtifactIOManager(storage=storage),
         },
     )
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 from age_assets.artifacts import Ensemble, Export, ImageSet, Manifest, TrainedModel
+from age_assets.resources import Storage
 from age_assets.storage import Pointer, atomic_write_text
 
 Handle = Manifest | ImageSet | TrainedModel | Ensemble | Export
@@ -24,11 +25,11 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
     missing upstream fail with a message that says what to materialize.
     """
 
-    data_dir: str
+    storage: Storage
 
     @property
     def _root(self) -> Path:
-        return Path(self.data_dir).resolve()
+        return self.storage.root
 
     def handle_output(self, context: dg.OutputContext, obj: Handle) -> None:
         pointer = Pointer(type(obj).__name__, Path(obj.folder), obj.fingerprint)
@@ -42,7 +43,7 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
                 f"(or: dagster asset materialize -m age_assets --select '*{needed_by}')")
         pointer = Pointer.read(self._root, '.'.join(key.path))
         if pointer is None:
-            raise MissingUpstreamError(f"asset '{name}' has not been materialized under {self.data_dir}. {hint}")
+            raise MissingUpstreamError(f"asset '{name}' has not been materialized under {self._root}. {hint}")
         if not pointer.folder.is_dir():
             raise MissingUpstreamError(f"the artifact of asset '{name}' ({pointer.folder}) is gone. {hint}")
         return HANDLE_TYPES[pointer.type](pointer.folder, pointer.fingerprint)

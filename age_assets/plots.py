@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def _png(figure: plt.Figure) -> bytes:
@@ -43,15 +44,20 @@ def face_grid(images: list[np.ndarray], ages: list[float], columns: int = 8) -> 
     return _png(figure)
 
 
+METRIC_LABELS = {"loss": "loss", "mae": "MAE (years)", "accuracy": "bucket accuracy"}
+
+
 def learning_curves(history: dict[str, list[float]], metric: str) -> bytes:
-    """Loss and ``metric`` per epoch, training against validation."""
+    """Loss and ``metric`` per epoch, training against validation, on whole epochs."""
     figure, axes = plt.subplots(1, 2, figsize=(9, 3))
     for axis, name in zip(axes, ("loss", metric)):
-        for prefix, style in (("", "-"), ("val_", "--")):
+        for prefix, style in (("", "o-"), ("val_", "o--")):
             if prefix + name in history:
                 axis.plot(np.arange(1, len(history[prefix + name]) + 1), history[prefix + name], style,
-                          label=("validation " if prefix else "training ") + name)
+                          label=("validation" if prefix else "training"))
         axis.set_xlabel("epoch")
+        axis.set_ylabel(METRIC_LABELS.get(name, name))
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.legend()
     return _png(figure)
 

@@ -80,6 +80,8 @@ def test_appa_real_archive_on_disk(materialize: Materialize, appa_real_zip: Path
     result = materialize({"AGE_ASSETS_DATASET": f"appa-real:{appa_real_zip}"}, DATA, SMALL)
     table = result.output_for_node("raw_dataset").table()
     assert table["split"].value_counts().to_dict() == {"train": 12, "valid": 6, "test": 6}
+    schema = result.asset_materializations_for_node("raw_dataset")[0].metadata["dagster/column_schema"].value
+    assert [column.name for column in schema.columns] == list(table.columns), "the schema names the manifest's columns"
     arrays: ImageSet = result.output_for_node("image_arrays")
     for split in arrays.splits:
         check_aligned(arrays, split)

@@ -64,9 +64,9 @@ def bucket_ensemble_asset(backbones: list[str]) -> dg.AssetsDefinition:
             held_out = result.info()["val_accuracy_cross_validated"]
             averaged = np.mean(probabilities["valid"], axis=0)
             return {
-                "val_accuracy_cross_validated": round(held_out, 4) if held_out is not None else float("nan"),
-                "val_accuracy_classifiers_averaged": round(float(np.mean(averaged.argmax(axis=1) == truth)), 4),
-                "val_accuracy_ensemble_age": round(float(np.mean(age_to_bucket(ages["valid"]) == truth)), 4),
+                "val_accuracy_cross_validated": round(held_out, 3) if held_out is not None else float("nan"),
+                "val_accuracy_classifiers_averaged": round(float(np.mean(averaged.argmax(axis=1) == truth)), 3),
+                "val_accuracy_ensemble_age": round(float(np.mean(age_to_bucket(ages["valid"]) == truth)), 3),
             }
 
         return artifact_output(storage, "bucket_ensemble", fingerprint, build, TrainedModel, started, metadata)

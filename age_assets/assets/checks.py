@@ -49,10 +49,9 @@ def image_arrays_problems(images: ImageSet) -> list[str]:
                             "no image in two splits.")
 def image_arrays_are_sound(image_arrays: ImageSet) -> dg.AssetCheckResult:
     problems = image_arrays_problems(image_arrays)
-    return dg.AssetCheckResult(
-        passed=not problems, severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none")},
-    )
+    listing = {"problem_list": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems))} if problems else {}
+    return dg.AssetCheckResult(passed=not problems, severity=dg.AssetCheckSeverity.ERROR,
+                               metadata={"problems": len(problems), **listing})
 
 
 def regressor_against_baseline(model: TrainedModel, images: ImageSet) -> tuple[bool, dict[str, float]]:
@@ -61,7 +60,7 @@ def regressor_against_baseline(model: TrainedModel, images: ImageSet) -> tuple[b
     truth = images.labels("valid")[column].to_numpy()
     baseline = mae(np.full(len(truth), images.labels("train")[column].mean()), truth)
     score = mae(model.predictions("valid")["age"].to_numpy(), truth)
-    return score <= (1 - MARGIN) * baseline, {"val_mae": score, "mean_predictor_val_mae": baseline}
+    return score <= (1 - MARGIN) * baseline, {"val_mae": round(score, 2), "mean_predictor_val_mae": round(baseline, 2)}
 
 
 def classifier_against_baseline(model: TrainedModel, images: ImageSet) -> tuple[bool, dict[str, float]]:
@@ -70,7 +69,8 @@ def classifier_against_baseline(model: TrainedModel, images: ImageSet) -> tuple[
     common = np.bincount(age_to_bucket(images.labels("train")["real_age"].to_numpy())).argmax()
     baseline = float(np.mean(truth == common))
     score = float(np.mean(model.predictions("valid")["bucket"].to_numpy() == truth))
-    return score >= (1 + MARGIN) * baseline, {"val_accuracy": score, "most_common_bucket_val_accuracy": baseline}
+    return score >= (1 + MARGIN) * baseline, {"val_accuracy": round(score, 3),
+                                              "most_common_bucket_val_accuracy": round(baseline, 3)}
 
 
 def model_check(asset_name: str) -> dg.AssetChecksDefinition:

@@ -17,10 +17,21 @@ from age_assets.assets.versioning import VersionedConfig, code_version, data_ver
 from age_assets.datasets.manifest import SPLITS, Skip, file_stats
 from age_assets.ml.augment import augment_stack
 from age_assets.ml.images import try_load_rgb, write_image_stack
+from age_assets.ml.progress import Progress
 from age_assets.plots import age_histogram, face_grid
 from age_assets.resources import DatasetSource, Storage
 
 SAMPLE_FACES = 16
+MANIFEST_SCHEMA = dg.TableSchema(columns=[
+    dg.TableColumn("split", "string", "train, valid or test"),
+    dg.TableColumn("image_path", "string", "the full image"),
+    dg.TableColumn("face_path", "string", "the face crop (the image itself where a dataset ships crops only)"),
+    dg.TableColumn("real_age", "int", "age in years, 0-120"),
+    dg.TableColumn("apparent_age_mean", "float", "mean of the apparent-age votes; empty without votes"),
+    dg.TableColumn("apparent_age_std", "float", "their standard deviation; empty without votes"),
+    dg.TableColumn("num_ratings", "int", "how many votes; empty without votes"),
+])
+"""``manifest.csv``'s columns (``datasets.manifest.COLUMNS``), shown in the UI's column schema."""
 
 
 class RawDatasetConfig(VersionedConfig):
@@ -125,6 +136,7 @@ def raw_dataset(
                                  "age histogram"),
             "sample_faces": png(face_grid(faces, ages), "sample faces"),
             "source_files_mb": round(sum(size for _, size, _ in stats) / 1e6, 1),
+            "dagster/column_schema": MANIFEST_SCHEMA,
         }
 
     return artifact_output(storage, "raw_dataset", version, write, Manifest, started, metadata)
@@ -151,7 +163,7 @@ def image_arrays(
             context.log.info(f"decoding {len(rows)} {split} images at {config.image_size} px")
             kept, split_skipped = write_image_stack(
                 list(rows[column]), ImageSet(folder, version).images_path(split), config.image_size,
-                config.workers or None,
+                config.workers or None, Progress(context.log.info, f"decoding {split} images", len(rows)).advance,
             )
             if not kept.any():
                 raise dg.Failure(f"no {split} image of {raw_dataset.folder / 'manifest.csv'} could be decoded")
@@ -182,7 +194,8 @@ def augmented_train(
         labels = image_arrays.labels("train")
         context.log.info(f"augmenting {len(labels)} training images x{config.factor}")
         augment_stack(image_arrays.images_path("train"), ImageSet(folder, version).images_path("train"),
-                      config.factor, config.seed, config.workers or None)
+                      config.factor, config.seed, config.workers or None,
+                      progress=Progress(context.log.info, f"augmenting x{config.factor}", len(labels)).advance)
         grown = labels.loc[labels.index.repeat(config.factor)].reset_index(names="source_row")
         grown["copy"] = np.tile(np.arange(config.factor), len(labels))
         grown.to_csv(folder / "train_labels.csv", index=False)

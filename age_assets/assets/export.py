@@ -110,7 +110,7 @@ def export_asset(backbones: list[str]) -> dg.AssetsDefinition:
             graph_buckets = bucket_ensemble.predictions("valid")["bucket"].to_numpy()
             sizes = {name: bytes_on_disk(result.folder / file) for name, file in result.info()["files"].items()}
             return {
-                "val_mae": round(mae(reference["age"].to_numpy(), truth), 3),
+                "val_mae": round(mae(reference["age"].to_numpy(), truth), 2),
                 "val_max_age_difference_to_ensemble": round(float(np.abs(reference["age"] - graph_ages).max()), 3),
                 "val_bucket_agreement_with_bucket_ensemble": round(float(np.mean(
                     reference[PROBABILITY_COLUMNS].to_numpy().argmax(axis=1) == graph_buckets)), 4),

@@ -250,7 +250,8 @@ def trained_asset(kind: TrainingKind, backbone: str) -> dg.AssetsDefinition:
             history = pd.read_csv(result.folder / "history.csv").to_dict(orient="list")
             return {
                 **_validation_metadata(result, image_arrays),
-                f"val_{kind.metric}_one_view_best_epoch": round(info[f"val_{kind.metric}_one_view_best_epoch"], 3),
+                f"val_{kind.metric}_one_view_best_epoch": round(info[f"val_{kind.metric}_one_view_best_epoch"],
+                                                                2 if kind.metric == "mae" else 3),
                 **{k: info[k] for k in ("target", "epochs", "best_epoch", "device", "trainable_params",
                                         "train_images")},
                 "settings": settings,
@@ -270,14 +271,14 @@ def _validation_metadata(result: TrainedModel, image_arrays: ImageSet) -> dict[s
     predictions, labels = result.predictions("valid"), image_arrays.labels("valid")
     scores: dict[str, Any] = {}
     if result.predicts_age:
-        scores["val_mae"] = round(mae(predictions["age"].to_numpy(), labels[result.info()["target"]]), 3)
+        scores["val_mae"] = round(mae(predictions["age"].to_numpy(), labels[result.info()["target"]]), 2)
     if "bucket" not in predictions:
         return scores
     buckets = classifier_metrics(predictions["bucket"].to_numpy(), labels)
     rows = ["| true \\ predicted | " + " | ".join(BUCKET_LABELS) + " |", "|---" * (len(BUCKET_LABELS) + 1) + "|"]
     rows += [f"| {label} | " + " | ".join(map(str, counts)) + " |"
              for label, counts in zip(BUCKET_LABELS, buckets["confusion_matrix"])]
-    return {"val_accuracy": round(buckets["accuracy"], 4), "val_macro_f1": round(buckets["macro_f1"], 4),
+    return {"val_accuracy": round(buckets["accuracy"], 3), "val_macro_f1": round(buckets["macro_f1"], 3),
             **scores, "val_confusion_matrix": dg.MetadataValue.md("\n".join(rows))}
 
 
@@ -344,7 +345,7 @@ def ensemble_asset(backbones: list[str]) -> dg.AssetsDefinition:
         context.log.info(", ".join(f"{k}={v:.3f}" for k, v in scores.items()))
         return artifact_output(storage, "ensemble", fingerprint, build, Ensemble, started, lambda _: {
             **{f"member_weight_{m}": round(float(w), 3) for m, w in zip(members, member_weights)},
-            **{k: round(v, 3) for k, v in scores.items()},
+            **{k: round(v, 2) for k, v in scores.items()},
         })
 
     return ensemble

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import albumentations as A
@@ -13,6 +14,7 @@ import numpy as np
 
 from age_assets.ml.npy import StackWriter, read_rows, stack_length
 from age_assets.ml.parallel import ordered_map
+from age_assets.ml.progress import no_progress
 
 
 def study_pipeline() -> A.Compose:
@@ -36,12 +38,14 @@ def copy_seed(seed: int, row: int, copy: int) -> int:
 
 
 def augment_stack(
-    source: Path, out: Path, factor: int, seed: int, workers: int | None = None, block: int = 64
+    source: Path, out: Path, factor: int, seed: int, workers: int | None = None, block: int = 64,
+    progress: Callable[[int], None] = no_progress,
 ) -> None:
     """Write ``factor`` copies of each image in ``source`` to ``out``: the original, then augmented ones.
 
     Row ``i * factor + j`` is copy ``j`` of source row ``i``, so copy 0 is always the original and
     a copy's pixels depend only on ``seed``, ``i`` and ``j``, not on threads or block size.
+    ``progress`` is called with the number of source images after each block.
     """
     if factor < 1:
         raise ValueError(f"augmentation factor must be at least 1, got {factor}")
@@ -66,4 +70,5 @@ def augment_stack(
     with StackWriter(out, n * factor, read_rows(source, 0, 1).shape[1:]) as stack:
         for copies in ordered_map(augment_block, range(0, n, block), workers, window=2 * workers):
             stack.append(copies)
+            progress(len(copies) // factor)
         stack.close()

@@ -14,12 +14,12 @@ from age_assets.ml.backbones import get_backbone
 from age_assets.ml.features import extract_features, feature_files, model_input, save_features
 from age_assets.ml.models import AgeScale, Cut, build_model, cut_at_frozen_boundary
 from age_assets.ml.npy import iter_blocks
+from age_assets.ml.progress import Log, Progress
 from age_assets.ml.specs import EstimatorSpec
 from age_assets.ml.training import StackBatches, fit, image_batches
 from age_assets.ml.weights import weights_identity
 from age_assets.storage import build_once, fingerprint
 
-Log = Callable[[str], None]
 PROBE_ROWS = 256
 """Validation inputs whose outputs must differ after each epoch (``training.OutputWatch``)."""
 
@@ -50,8 +50,9 @@ def _features(cut: Cut, spec: EstimatorSpec, stack: Stack, name: str, cache: Pat
 
     def build(folder: Path) -> None:
         log(f"computing {spec.backbone} features at {cut.boundary} for {len(stack.targets)} {what} images")
+        progress = Progress(log, f"{spec.backbone} features of {what} images", len(stack.targets))
         save_features(folder, name, extract_features(cut.front, get_backbone(spec.backbone).preprocess_input,
-                                                     stack.images, mirrored=mirrored))
+                                                     stack.images, mirrored=mirrored, progress=progress.advance))
 
     if build_once(cache / key, build):
         log(f"reusing cached {spec.backbone} features for {what}")
@@ -97,7 +98,7 @@ def train_estimator(
         x = {name: _loaded(files[name]) for name in {"valid", *evaluate}}
         batches = StackBatches(files["train"], train.targets, spec.fit.batch_size, True, spec.fit.seed)
         history = fit(cut.tail, (batches, None), (x["valid"], valid.targets), spec.fit, metric, on_epoch, loss,
-                      probe=_first_rows(x["valid"]))
+                      probe=_first_rows(x["valid"]), log=log)
         predictions = {name: cut.tail.predict(x[name], batch_size=256, verbose=0) for name in evaluate}
         if spec.mirror_average:
             for name, s in evaluate.items():
@@ -107,7 +108,7 @@ def train_estimator(
         batches = image_batches(train.images, train.targets, preprocess, spec.fit.batch_size, True, spec.fit.seed)
         checks = image_batches(valid.images, valid.targets, preprocess, spec.fit.batch_size, False)
         probe = model_input(np.load(valid.images, mmap_mode="r")[:PROBE_ROWS], preprocess)
-        history = fit(model, (batches, None), (checks, None), spec.fit, metric, on_epoch, loss, probe=probe)
+        history = fit(model, (batches, None), (checks, None), spec.fit, metric, on_epoch, loss, probe=probe, log=log)
         predictions = {name: predict_stack(model, preprocess, s.images, mirror_average=spec.mirror_average)
                        for name, s in evaluate.items()}
     if over_years:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from age_assets.ml.npy import iter_blocks, stack_length
+from age_assets.ml.progress import no_progress
 
 if TYPE_CHECKING:
     import keras
@@ -22,12 +23,12 @@ def model_input(images: np.ndarray, preprocess: Preprocess, mirrored: bool = Fal
 
 
 def extract_features(front: keras.Model, preprocess: Preprocess, images: Path, batch: int = 64,
-                     mirrored: bool = False) -> list[np.ndarray]:
+                     mirrored: bool = False, progress: Callable[[int], None] = no_progress) -> list[np.ndarray]:
     """The front's outputs for every image of a stack, as float16 arrays (one per boundary tensor).
 
     float16 halves the cache and is ample for activations that feed a few trainable layers.
     ``predict_on_batch`` runs a compiled graph: calling the model eagerly is slower and holds
-    several times the memory.
+    several times the memory. ``progress`` is called with the number of images after each batch.
     """
     import keras
 
@@ -41,6 +42,7 @@ def extract_features(front: keras.Model, preprocess: Preprocess, images: Path, b
         for out, part in zip(outputs, parts):
             out[start:start + len(block)] = part
         start += len(block)
+        progress(len(block))
     return outputs
 
 

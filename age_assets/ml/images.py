@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,7 @@ from age_assets.datasets.manifest import Skip
 from age_assets.ml.npy import StackWriter
 from age_assets.ml.parallel import ordered_map
 from age_assets.ml.pixels import square, to_rgb
+from age_assets.ml.progress import no_progress
 
 ORIENTATION = 0x0112
 """The EXIF tag saying how to turn the stored pixels upright; 1 (or none) means they are."""
@@ -77,11 +78,13 @@ def try_load_rgb(path: str, size: int) -> np.ndarray | Skip:
 
 
 def write_image_stack(
-    paths: Sequence[str], out: Path, size: int, workers: int | None = None
+    paths: Sequence[str], out: Path, size: int, workers: int | None = None,
+    progress: Callable[[int], None] = no_progress,
 ) -> tuple[np.ndarray, list[Skip]]:
     """Decode ``paths`` into ``out`` (uint8 [N, size, size, 3] ``.npy``) without holding them all.
 
     Returns a mask of the paths that were written (in order) and the skipped ones with reasons.
+    ``progress`` is called with 1 after each path.
     """
     workers = workers or os.cpu_count() or 1
     kept = np.zeros(len(paths), dtype=bool)
@@ -93,5 +96,6 @@ def write_image_stack(
             else:
                 stack.append(result)
                 kept[i] = True
+            progress(1)
         stack.close()
     return kept, skipped

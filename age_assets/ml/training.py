@@ -11,6 +11,7 @@ import keras
 import numpy as np
 
 from age_assets.ml.features import Preprocess, model_input
+from age_assets.ml.progress import Log, Progress
 from age_assets.ml.specs import FitSpec
 
 REGRESSION_LOSSES = ("mae", "mse", "huber")
@@ -47,6 +48,22 @@ class OutputWatch(keras.callbacks.Callback):
         if same_for_every_input(self.model.predict(self.probe, batch_size=256, verbose=0)):
             self.stalled_at = epoch + 1
             self.model.stop_training = True
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """Logs each epoch's progress in batches (``ml.progress``): epochs of several minutes on a CPU."""
+
+    def __init__(self, log: Log):
+        super().__init__()
+        self.log = log
+        self.progress: Progress | None = None
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.progress = Progress(self.log, f"epoch {epoch + 1}", self.params.get("steps") or 0, unit="batches")
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.progress is not None and self.progress.total:
+            self.progress.advance(1)
 
 
 class StackBatches(keras.utils.PyDataset):
@@ -106,13 +123,14 @@ def fit(
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     loss: str | Callable | None = None,
     probe: Any = None,
+    log: Log | None = None,
 ) -> dict[str, list[float]]:
     """Compile and fit ``model``; keep the weights of the epoch with the best validation ``metric``.
 
     ``train`` and ``valid`` are (inputs, targets) pairs, or (PyDataset, None). ``loss`` replaces
     ``spec.loss`` where a loss is not one of Keras' names. Raises ``TrainingDiverged`` when the loss
     stops being finite, and ``TrainingStalled`` when every input of ``probe`` (some validation
-    inputs) gets the same output after an epoch.
+    inputs) gets the same output after an epoch. ``log`` gets each epoch's progress.
     """
     keras.utils.set_random_seed(spec.seed)
     model.compile(optimizer=_optimizer(spec), loss=loss or spec.loss, metrics=[metric])
@@ -122,6 +140,8 @@ def fit(
         keras.callbacks.EarlyStopping(monitor=f"val_{name}", patience=spec.patience,
                                       restore_best_weights=True, mode="min" if name == "mae" else "max"),
     ]
+    if log:
+        callbacks.append(EpochProgress(log))
     watch = OutputWatch(probe) if probe is not None else None
     if watch:
         callbacks.append(watch)
