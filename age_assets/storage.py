@@ -116,25 +116,28 @@ def build_once(target: Path, build: Callable[[Path], None]) -> bool:
 
 
 POINTERS = "pointers"
-"""Under the storage root: one ``<asset>.json`` per asset naming its current artifact folder."""
+"""Under the storage root: one ``<asset>.json`` per asset naming its latest artifact folder, and
+``runs/<run id>/<asset>.json`` naming what each run materialized."""
 
 
 @dataclass(frozen=True)
 class Pointer:
-    """What ``pointers/<asset>.json`` says: the handle type, the folder under the root, the fingerprint."""
+    """What a pointer file says: the handle type, the folder under the root, the fingerprint."""
 
     type: str
     folder: Path
     fingerprint: str
 
     @staticmethod
-    def path(root: Path, asset: str) -> Path:
-        return Path(root) / POINTERS / f"{asset}.json"
+    def path(root: Path, asset: str, run_id: str | None = None) -> Path:
+        """``pointers/<asset>.json``, or with ``run_id`` the one that run wrote."""
+        folder = Path(root) / POINTERS
+        return (folder / "runs" / run_id if run_id else folder) / f"{asset}.json"
 
     @classmethod
-    def read(cls, root: Path, asset: str) -> Pointer | None:
-        """The asset's pointer, or None where it was never materialized under ``root``."""
-        path = cls.path(root, asset)
+    def read(cls, root: Path, asset: str, run_id: str | None = None) -> Pointer | None:
+        """The asset's pointer (of ``run_id`` where given), or None where there is none."""
+        path = cls.path(root, asset, run_id)
         if not path.is_file():
             return None
         record = json.loads(path.read_text())

@@ -1,4 +1,5 @@
-"""Runs killed with SIGKILL mid-asset, and two runs writing one asset at once, corrupt nothing."""
+"""Runs killed with SIGKILL mid-asset, two runs writing one asset at once, and runs that rebuild what
+another run is about to read corrupt nothing and mix nothing."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import dagster as dg
 import numpy as np
 
 from age_assets.artifacts import ImageSet
+from age_assets.definitions import build_defs
 from age_assets_tests.conftest import Materialize, write_utkface
 
 SELECTION = "raw_dataset,image_arrays"
@@ -95,3 +98,59 @@ def test_two_runs_writing_the_same_asset_at_once(tmp_path: Path) -> None:
     record = json.loads((data / "pointers" / "image_arrays.json").read_text())
     assert record["folder"].endswith(finished[0])
     _assert_complete(ImageSet(data / record["folder"], record["fingerprint"]), 32)
+
+
+def _start_loading(data: Path, faces: Path, size: int, tmp_path: Path, selection: str,
+                   env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "age_assets_tests.materialize_paused", str(data), str(faces), str(size),
+         str(tmp_path / "paused"), str(tmp_path / "release"), "loading", selection],
+        cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def _finish(process: subprocess.Popen, tmp_path: Path) -> None:
+    (tmp_path / "release").touch()
+    out, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, out.decode()[-3000:]
+
+
+def _augmented_size(data: Path) -> int:
+    record = json.loads((data / "pointers" / "augmented_train.json").read_text())
+    return ImageSet(data / record["folder"], record["fingerprint"]).images("train").shape[1]
+
+
+def test_a_run_reads_the_upstream_it_built_while_another_run_rebuilds_it(
+    materialize: Materialize, tmp_path: Path
+) -> None:
+    faces, data = tmp_path / "faces", tmp_path / "data"
+    write_utkface(faces, n=60)
+    mine = _start_loading(data, faces, 24, tmp_path, "raw_dataset,image_arrays,augmented_train")
+    _wait_for(tmp_path / "paused", mine)  # it built image_arrays at 24 px and is about to read it
+    other = materialize({"AGE_ASSETS_DATASET": f"utkface:{faces}"}, SELECTION, _config(32))
+    latest = json.loads((data / "pointers" / "image_arrays.json").read_text())
+    assert latest["fingerprint"] == other.output_for_node("image_arrays").fingerprint, "the latest is 32 px"
+    _finish(mine, tmp_path)
+    assert _augmented_size(data) == 24, "the run read the 32 px arrays another run built meanwhile"
+
+
+def test_a_run_reads_the_upstream_current_when_it_started(tmp_path: Path) -> None:
+    """image_arrays is outside the run: the version before the run started, from the event log."""
+    faces, data, home = tmp_path / "faces", tmp_path / "data", tmp_path / "dagster"
+    write_utkface(faces, n=60)
+    home.mkdir()
+    settings = {"AGE_ASSETS_DATA_DIR": str(data), "AGE_ASSETS_DATASET": f"utkface:{faces}"}
+    defs = build_defs(settings)
+
+    def build_image_arrays(size: int) -> None:
+        with dg.DagsterInstance.local_temp(str(home)) as instance:
+            assert dg.materialize(list(defs.assets), resources=defs.resources, selection=SELECTION.split(","),
+                                  run_config=_config(size), instance=instance).success
+
+    build_image_arrays(24)
+    later = _start_loading(data, faces, 24, tmp_path, "augmented_train", {"DAGSTER_HOME": str(home)})
+    _wait_for(tmp_path / "paused", later)
+    build_image_arrays(32)
+    _finish(later, tmp_path)
+    assert _augmented_size(data) == 24, "the run read a version materialized after it started"
