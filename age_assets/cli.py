@@ -1,5 +1,6 @@
 """``age-assets predict`` (ages of the faces in pictures, as CSV) and ``age-assets serve`` (a web page
-and JSON API), both on the exported model: no TensorFlow and no Dagster are imported."""
+and JSON API), both on the exported model: no TensorFlow and no Dagster are imported. ``age-assets
+gc`` (``age_assets/gc.py``) cleans the data dir."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from age_assets.gc import add_parser as gc_parser, gc
 
 if TYPE_CHECKING:
     import numpy as np
@@ -182,8 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
     s.add_argument("--max-upload-mb", type=float, default=10, help="largest upload in MB (default %(default)s)")
     s.add_argument("--max-concurrent", type=int, default=2, help="pictures analysed at once (default %(default)s)")
+    gc_parser(commands)
     args = parser.parse_args(argv)
-    return predict(args) if args.command == "predict" else serve(args)
+    return {"predict": predict, "serve": serve, "gc": gc}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ ENV_WEIGHTS_DIR = "AGE_ASSETS_WEIGHTS_DIR"
 ENV_RETRAIN_CRON = "AGE_ASSETS_RETRAIN_CRON"
 ENV_MIXED_PRECISION = "AGE_ASSETS_MIXED_PRECISION"
 ENV_EXECUTOR = "AGE_ASSETS_EXECUTOR"
+ENV_KEEP_VERSIONS = "AGE_ASSETS_KEEP_VERSIONS"
 
 
 def executor_from(env: Mapping[str, str]) -> dg.ExecutorDefinition:
@@ -80,7 +81,7 @@ def build_defs(env: Mapping[str, str] = os.environ) -> dg.Definitions:
                 (("appa_real_url", ENV_APPA_URL), ("appa_real_checksum", ENV_APPA_CHECKSUM)) if name in env}
     source = DatasetSource(spec=env.get(ENV_DATASET, "appa-real"), test_spec=env.get(ENV_TEST_DATASET, ""), **download)
     backbones = backbones_from(env)
-    storage = Storage(data_dir=data_dir)
+    storage = Storage(data_dir=data_dir, keep_versions=int(env.get(ENV_KEEP_VERSIONS, "0")))
     return dg.Definitions(
         assets=build_assets(backbones),
         asset_checks=build_checks(backbones),

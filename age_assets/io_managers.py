@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from age_assets import retention
 from age_assets.artifacts import Ensemble, Export, ImageSet, Manifest, TrainedModel
 from age_assets.resources import Storage
 from age_assets.storage import Pointer, atomic_write_text
@@ -45,6 +46,14 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         text = Pointer(type(obj).__name__, Path(obj.folder), obj.fingerprint).text(self._root)
         atomic_write_text(Pointer.path(self._root, asset, context.run_id), text)
         atomic_write_text(Pointer.path(self._root, asset), text)
+        if self.storage.keep_versions:
+            running, pinned = running_runs(context.step_context.instance, self._root)
+            chosen = [v for v in retention.removable({asset: retention.versions(self._root).get(asset, [])},
+                                                      self.storage.keep_versions,
+                                                      retention.in_use(self._root, running, pinned))]
+            if chosen:
+                freed = retention.remove(chosen)
+                context.log.info(f"removed {len(chosen)} old version(s) of {asset}, {retention.gigabytes(freed)}")
 
     def load_input(self, context: dg.InputContext) -> Handle:
         key = context.asset_key
@@ -88,3 +97,24 @@ def _step(context: dg.InputContext) -> StepExecutionContext | None:
         return context.step_context
     except dg.DagsterInvariantViolationError:
         return None
+
+
+RUNNING = (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+           dg.DagsterRunStatus.STARTED)
+
+
+def running_runs(instance: dg.DagsterInstance, root: Path) -> tuple[list[str], list[Path]]:
+    """The ids of the instance's runs that have not finished, and the artifact folders they may
+    still read from before they started (each asset's last materialization before each run)."""
+    runs = instance.get_run_records(dg.RunsFilter(statuses=list(RUNNING)))
+    pinned: list[Path] = []
+    for run in runs:
+        for asset in (root / "artifacts").glob("*"):
+            records = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset.name),
+                                      before_timestamp=run.create_timestamp.timestamp()), limit=1).records
+            materialization = records[0].asset_materialization if records else None
+            fingerprint = materialization.metadata.get("fingerprint") if materialization else None
+            if fingerprint is not None:
+                pinned.append(asset / str(fingerprint.value))
+    return [run.dagster_run.run_id for run in runs], pinned

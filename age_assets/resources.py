@@ -58,6 +58,11 @@ class Storage(dg.ConfigurableResource):
     """The storage root (``AGE_ASSETS_DATA_DIR``): downloads, artifacts and run history live here."""
 
     data_dir: str = Field(default="data", description="Storage root; relative paths start at the working directory")
+    keep_versions: int = Field(
+        default=0, ge=0,
+        description="After each materialization, remove the asset's versions beyond its newest this many, except "
+                    "those a pointer or a running run uses; 0 keeps every version",
+    )
 
     @property
     def root(self) -> Path:

@@ -101,6 +101,28 @@ def bytes_on_disk(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+SPARE_BYTES = 256 * 2**20
+"""Free space a large write must leave on its disk."""
+
+
+class NotEnoughSpace(OSError):
+    """A large write would not fit on its disk; raised before anything is written."""
+
+
+def require_free_space(folder: Path, needed: int, what: str) -> None:
+    """Fail before writing ``needed`` bytes into ``folder`` if they would not fit, with ``SPARE_BYTES`` left."""
+    existing = Path(folder)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    free = shutil.disk_usage(existing).free
+    if free < needed + SPARE_BYTES:
+        raise NotEnoughSpace(
+            f"{what} needs {needed / 1e9:.2f} GB in {folder}, but {free / 1e9:.2f} GB are free there "
+            f"({SPARE_BYTES // 2**20} MB must stay free). Free some space (age-assets gc lists old versions "
+            f"to remove) or point AGE_ASSETS_DATA_DIR at a larger disk"
+        )
+
+
 def build_once(target: Path, build: Callable[[Path], None]) -> bool:
     """Build ``target`` with ``build(scratch_folder)`` unless it exists; return whether it existed.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from age_assets.ml.progress import Log, Progress
 from age_assets.ml.specs import EstimatorSpec
 from age_assets.ml.training import StackBatches, fit, image_batches
 from age_assets.ml.weights import weights_identity
-from age_assets.storage import build_once, fingerprint
+from age_assets.storage import build_once, fingerprint, require_free_space
 
 PROBE_ROWS = 256
 """Validation inputs whose outputs must differ after each epoch (``training.OutputWatch``)."""
@@ -47,11 +48,16 @@ def _features(cut: Cut, spec: EstimatorSpec, stack: Stack, name: str, cache: Pat
     key = fingerprint(spec.backbone, weights_identity(spec.weights), spec.image_size, cut.boundary,
                       stack.fingerprint, name, *(["mirrored"] if mirrored else []))
     what = f"{'mirrored ' if mirrored else ''}{name}"
+    front = cut.front
+    if front is None:
+        raise ValueError("features are cached only where a frozen front feeds the trainable layers")
 
     def build(folder: Path) -> None:
         log(f"computing {spec.backbone} features at {cut.boundary} for {len(stack.targets)} {what} images")
+        per_image = sum(math.prod(t.shape[1:]) for t in keras.tree.flatten(front.outputs))
+        require_free_space(cache, len(stack.targets) * per_image * 2, f"{spec.backbone} features of {what} images")
         progress = Progress(log, f"{spec.backbone} features of {what} images", len(stack.targets))
-        save_features(folder, name, extract_features(cut.front, get_backbone(spec.backbone).preprocess_input,
+        save_features(folder, name, extract_features(front, get_backbone(spec.backbone).preprocess_input,
                                                      stack.images, mirrored=mirrored, progress=progress.advance))
 
     if build_once(cache / key, build):

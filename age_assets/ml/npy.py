@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import DTypeLike
 
+from age_assets.storage import require_free_space
+
 
 def read_rows(path: Path, start: int, stop: int) -> np.ndarray:
     """Rows ``start:stop`` of a stack as an in-memory copy; the map is released on return."""
@@ -38,11 +40,14 @@ def iter_blocks(path: Path, block: int = 256) -> Iterator[np.ndarray]:
 class StackWriter:
     """Appends rows to a ``.npy`` file declared for at most ``capacity`` rows.
 
-    If fewer rows arrive, ``close`` rewrites the file to hold exactly those.
+    If fewer rows arrive, ``close`` rewrites the file to hold exactly those. The file is created
+    sparse, so whether the rows will fit on the disk is checked first (``NotEnoughSpace``).
     """
 
     def __init__(self, path: Path, capacity: int, row_shape: tuple[int, ...], dtype: DTypeLike = np.uint8):
         self.path, self.capacity, self.row_shape, self.dtype = Path(path), capacity, row_shape, np.dtype(dtype)
+        require_free_space(self.path.parent, capacity * int(np.prod(row_shape)) * self.dtype.itemsize,
+                           f"writing {self.path.name}")
         header = np.lib.format.open_memmap(self.path, mode="w+", dtype=self.dtype, shape=(capacity, *row_shape))
         self.offset = header.offset
         del header
