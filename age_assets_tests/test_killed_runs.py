@@ -13,6 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 import numpy as np
+import pytest
 
 from age_assets.artifacts import ImageSet
 from age_assets.definitions import build_defs
@@ -154,3 +155,24 @@ def test_a_run_reads_the_upstream_current_when_it_started(tmp_path: Path) -> Non
     build_image_arrays(32)
     _finish(later, tmp_path)
     assert _augmented_size(data) == 24, "the run read a version materialized after it started"
+
+
+@pytest.mark.shared
+def test_training_killed_after_an_epoch_resumes_at_the_next(tmp_path: Path) -> None:
+    from age_assets_tests.train_killable import EPOCHS, train
+
+    killed = subprocess.Popen([sys.executable, "-m", "age_assets_tests.train_killable", str(tmp_path), "2"],
+                              cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT)
+    _wait_for(tmp_path / "paused", killed)
+    os.kill(killed.pid, signal.SIGKILL)
+    assert killed.wait(timeout=30) == -signal.SIGKILL
+    before = [json.loads(line) for line in (tmp_path / "epochs.jsonl").read_text().splitlines()]
+    assert len(before) == 2
+
+    lines: list[str] = []
+    trained = train(tmp_path, log=lines.append)
+    assert any(line.startswith("resuming at epoch 3") for line in lines), lines
+    assert len(trained.history["loss"]) == EPOCHS, "the history holds the epochs before the kill too"
+    assert trained.history["loss"][:2] == pytest.approx([e["loss"] for e in before], rel=1e-6)
+    assert not (tmp_path / "checkpoints").exists(), "a finished training leaves no checkpoint"

@@ -229,7 +229,8 @@ def trained_asset(kind: TrainingKind, backbone: str) -> dg.AssetsDefinition:
             try:
                 trained = train_estimator(config.estimator_spec(backbone, weights.source(backbone), image_size),
                                           train_stack, valid_stack, evaluated, storage.root / "cache" / "features",
-                                          context.log.info, on_epoch)
+                                          context.log.info, on_epoch, storage.root / "cache" / "checkpoints" / asset
+                                          / fingerprint)
             except (TrainingDiverged, TrainingStalled) as error:
                 raise dg.Failure(f"{asset}: {error} (settings: {settings})") from error
             trained.model.save(folder / "model.keras")

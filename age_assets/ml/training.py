@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ import numpy as np
 from age_assets.ml.features import Preprocess, model_input
 from age_assets.ml.progress import Log, Progress
 from age_assets.ml.specs import FitSpec
+from age_assets.storage import atomic_write_text
 
 REGRESSION_LOSSES = ("mae", "mse", "huber")
 
@@ -64,6 +67,48 @@ class EpochProgress(keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if self.progress is not None and self.progress.total:
             self.progress.advance(1)
+
+
+class ResumedState(keras.callbacks.Callback):
+    """What Keras' ``BackupAndRestore`` leaves out, saved beside its checkpoint after every epoch and
+    restored when training resumes: the history so far and early stopping's state (best score,
+    epochs since, best weights), so that a resumed run stops and keeps the epoch an unbroken one would.
+
+    Keep it before ``BackupAndRestore`` in the callbacks: an epoch's state is then on disk before
+    the checkpoint that says the epoch finished.
+    """
+
+    def __init__(self, folder: Path, stopping: keras.callbacks.EarlyStopping, log: Log | None = None):
+        super().__init__()
+        self.folder, self.stopping, self.log = folder, stopping, log
+        self.history: dict[str, list[float]] = {}
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        state, finished = self.folder / "state.json", self.folder / "training_metadata.json"
+        self.history = {}
+        if not (state.is_file() and finished.is_file()):
+            return
+        saved = json.loads(state.read_text())
+        done = int(json.loads(finished.read_text())["epoch"])
+        self.history = {name: values[:done] for name, values in saved["history"].items()}
+        stopping = self.stopping
+        stopping.best, stopping.wait, stopping.best_epoch = saved["best"], saved["wait"], saved["best_epoch"]
+        if (self.folder / "best.npz").is_file():
+            with np.load(self.folder / "best.npz") as best:
+                self.stopping.best_weights = [best[f"arr_{i}"] for i in range(len(best.files))]
+        if self.log:
+            self.log(f"resuming at epoch {done + 1} from {self.folder}")
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        for name, value in (logs or {}).items():
+            self.history.setdefault(name, []).append(float(value))
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if self.stopping.best_weights is not None:
+            np.savez(self.folder / "best.npz.tmp.npz", *self.stopping.best_weights)
+            os.replace(self.folder / "best.npz.tmp.npz", self.folder / "best.npz")
+        atomic_write_text(self.folder / "state.json", json.dumps({
+            "history": self.history, "best": self.stopping.best, "wait": self.stopping.wait,
+            "best_epoch": self.stopping.best_epoch}))
 
 
 class StackBatches(keras.utils.PyDataset):
@@ -124,22 +169,26 @@ def fit(
     loss: str | Callable | None = None,
     probe: Any = None,
     log: Log | None = None,
+    checkpoints: Path | None = None,
 ) -> dict[str, list[float]]:
     """Compile and fit ``model``; keep the weights of the epoch with the best validation ``metric``.
 
     ``train`` and ``valid`` are (inputs, targets) pairs, or (PyDataset, None). ``loss`` replaces
     ``spec.loss`` where a loss is not one of Keras' names. Raises ``TrainingDiverged`` when the loss
     stops being finite, and ``TrainingStalled`` when every input of ``probe`` (some validation
-    inputs) gets the same output after an epoch. ``log`` gets each epoch's progress.
+    inputs) gets the same output after an epoch. ``log`` gets each epoch's progress. With
+    ``checkpoints`` (a folder named for everything that shapes the training) each epoch is saved
+    there, a killed fit resumes after the last saved epoch, and the folder goes when training ends.
     """
     keras.utils.set_random_seed(spec.seed)
     model.compile(optimizer=_optimizer(spec), loss=loss or spec.loss, metrics=[metric])
     name = metric if isinstance(metric, str) else metric.name
-    callbacks: list[keras.callbacks.Callback] = [
-        keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.EarlyStopping(monitor=f"val_{name}", patience=spec.patience,
-                                      restore_best_weights=True, mode="min" if name == "mae" else "max"),
-    ]
+    stopping = keras.callbacks.EarlyStopping(monitor=f"val_{name}", patience=spec.patience,
+                                             restore_best_weights=True, mode="min" if name == "mae" else "max")
+    callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN(), stopping]
+    resumed = ResumedState(checkpoints, stopping, log) if checkpoints else None
+    if checkpoints and resumed:
+        callbacks += [resumed, keras.callbacks.BackupAndRestore(str(checkpoints))]
     if log:
         callbacks.append(EpochProgress(log))
     watch = OutputWatch(probe) if probe is not None else None
@@ -153,6 +202,8 @@ def fit(
         epochs=spec.epochs, batch_size=spec.batch_size if y is not None else None,
         shuffle=True, callbacks=callbacks, verbose=0,
     ).history
+    if resumed:
+        history = resumed.history
     losses = history.get("loss", [])
     if not losses or not all(math.isfinite(v) for v in losses):
         raise TrainingDiverged(
