@@ -18,7 +18,7 @@ from age_assets.automation import DEFAULT_RETRAIN_CRON, raw_data_changed, retrai
 from age_assets.configurations import configuration_jobs
 from age_assets.io_managers import ArtifactIOManager
 from age_assets.ml.backbones import get_backbone
-from age_assets.resources import Accelerator, BackboneWeights, DatasetSource, Storage
+from age_assets.resources import Accelerator, BackboneWeights, DatasetSource, ExperimentTracking, Storage
 
 DEFAULT_BACKBONES = "mobilenet_v3_small,mobilenet_v2"
 
@@ -33,6 +33,7 @@ ENV_RETRAIN_CRON = "AGE_ASSETS_RETRAIN_CRON"
 ENV_MIXED_PRECISION = "AGE_ASSETS_MIXED_PRECISION"
 ENV_EXECUTOR = "AGE_ASSETS_EXECUTOR"
 ENV_KEEP_VERSIONS = "AGE_ASSETS_KEEP_VERSIONS"
+ENV_MLFLOW_URI = "AGE_ASSETS_MLFLOW_URI"
 
 
 def executor_from(env: Mapping[str, str]) -> dg.ExecutorDefinition:
@@ -95,6 +96,7 @@ def build_defs(env: Mapping[str, str] = os.environ) -> dg.Definitions:
             "weights": BackboneWeights(weights_dir=env.get(ENV_WEIGHTS_DIR, "")),
             "accelerator": Accelerator(mixed_precision=env.get(ENV_MIXED_PRECISION, "") in ("1", "true", "yes")),
             "io_manager": ArtifactIOManager(storage=storage),
+            "tracking": ExperimentTracking(mlflow_uri=env.get(ENV_MLFLOW_URI, "")),
         },
     )
 

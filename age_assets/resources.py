@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -125,3 +128,42 @@ class Accelerator(dg.ConfigurableResource):
     def identity(self) -> list[object]:
         """What of the accelerator changes a model's numbers, for data versions."""
         return ["mixed_float16"] if self.mixed_precision else []
+
+
+class ExperimentTracking(dg.ConfigurableResource):
+    """Optional MLflow tracking of every training step (``AGE_ASSETS_MLFLOW_URI``; the ``tracking``
+    extra): its settings, metrics per epoch, final metrics and the trained artifact. Off while
+    ``mlflow_uri`` is empty."""
+
+    mlflow_uri: str = Field(default="", description="MLflow tracking URI (sqlite:///path/mlflow.db, http://host:5000); "
+                                                    "empty: no tracking")
+    experiment: str = Field(default="age_assets", description="MLflow experiment the runs go into")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.mlflow_uri)
+
+    @contextmanager
+    def run(self, name: str, params: dict[str, Any], tags: dict[str, str]) -> Iterator[Any]:
+        """An MLflow run (the module, for its ``log_*`` calls) with ``params`` logged; None when off.
+
+        A new experiment keeps its artifacts beside a local database (``<db folder>/mlartifacts``),
+        not in the working directory.
+        """
+        if not self.enabled:
+            yield None
+            return
+        try:
+            import mlflow
+        except ImportError as error:
+            raise dg.Failure("MLflow tracking is on (AGE_ASSETS_MLFLOW_URI) but mlflow is not installed: "
+                             "pip install 'age_assets[tracking]'") from error
+        mlflow.set_tracking_uri(self.mlflow_uri)
+        if mlflow.get_experiment_by_name(self.experiment) is None:
+            local = self.mlflow_uri.startswith("sqlite:///")
+            location = Path(self.mlflow_uri.removeprefix("sqlite:///")).parent / "mlartifacts" if local else None
+            mlflow.create_experiment(self.experiment, artifact_location=location.as_uri() if location else None)
+        mlflow.set_experiment(self.experiment)
+        with mlflow.start_run(run_name=name, tags=tags):
+            mlflow.log_params(params)
+            yield mlflow

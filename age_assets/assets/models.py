@@ -37,7 +37,7 @@ from age_assets.ml.specs import (
     TrainOn,
 )
 from age_assets.plots import learning_curves
-from age_assets.resources import Accelerator, BackboneWeights, Storage
+from age_assets.resources import Accelerator, BackboneWeights, ExperimentTracking, Storage
 
 if TYPE_CHECKING:  # Keras loads in the step that trains, not with the code location
     from age_assets.ml.estimator import Stack
@@ -202,6 +202,7 @@ def trained_asset(kind: TrainingKind, backbone: str) -> dg.AssetsDefinition:
         storage: Storage,
         weights: BackboneWeights,
         accelerator: Accelerator,
+        tracking: ExperimentTracking,
     ) -> dg.Output[TrainedModel]:
         started = time.perf_counter()
         settings = changed_settings(config)
@@ -215,6 +216,11 @@ def trained_asset(kind: TrainingKind, backbone: str) -> dg.AssetsDefinition:
             return config.targets(labels[column].to_numpy(np.float32))
 
         def build(folder: Path) -> None:
+            params = {"backbone": backbone, "target": column, **config.model_dump()}
+            with tracking.run(asset, params, {"fingerprint": fingerprint, "dagster_run_id": context.run_id}) as mlflow:
+                train_into(folder, mlflow)
+
+        def train_into(folder: Path, mlflow: Any) -> None:
             from age_assets.ml.estimator import train_estimator
             from age_assets.ml.training import TrainingDiverged, TrainingStalled
 
@@ -225,12 +231,15 @@ def trained_asset(kind: TrainingKind, backbone: str) -> dg.AssetsDefinition:
 
             def on_epoch(epoch: int, logs: dict[str, float]) -> None:
                 context.log.info(f"epoch {epoch + 1}: " + ", ".join(f"{k}={v:.4g}" for k, v in logs.items()))
+                if mlflow:
+                    mlflow.log_metrics(logs, step=epoch + 1)
 
             try:
                 trained = train_estimator(config.estimator_spec(backbone, weights.source(backbone), image_size),
                                           train_stack, valid_stack, evaluated, storage.root / "cache" / "features",
-                                          context.log.info, on_epoch, storage.root / "cache" / "checkpoints" / asset
-                                          / fingerprint)
+                                          context.log.info, on_epoch,
+                                          checkpoints=storage.root / "cache" / "checkpoints" / asset / fingerprint,
+                                          tensorboard=folder / "tensorboard")
             except (TrainingDiverged, TrainingStalled) as error:
                 raise dg.Failure(f"{asset}: {error} (settings: {settings})") from error
             trained.model.save(folder / "model.keras")
@@ -245,6 +254,11 @@ def trained_asset(kind: TrainingKind, backbone: str) -> dg.AssetsDefinition:
                     "train_images": len(train_stack.targets), "seconds": round(time.perf_counter() - started, 1)}
             (folder / "info.json").write_text(json.dumps(info, indent=1))
             pd.DataFrame(trained.history).to_csv(folder / "history.csv", index_label="epoch")
+            if mlflow:
+                final = _validation_metadata(TrainedModel(folder, fingerprint), image_arrays, numbers_only=True)
+                mlflow.log_metrics({f"final_{k}": v for k, v in {**final, "best_epoch": best + 1}.items()},
+                                   step=len(scores))
+                mlflow.log_artifacts(str(folder), artifact_path=asset)
 
         def metadata(result: TrainedModel) -> dict[str, Any]:
             info = result.info()
@@ -266,7 +280,7 @@ def trained_asset(kind: TrainingKind, backbone: str) -> dg.AssetsDefinition:
     return train
 
 
-def _validation_metadata(result: TrainedModel, image_arrays: ImageSet) -> dict[str, Any]:
+def _validation_metadata(result: TrainedModel, image_arrays: ImageSet, numbers_only: bool = False) -> dict[str, Any]:
     """Scores of the stored validation predictions, which are mirror-averaged where the model's
     settings say so: what the checks, the ensembles and the report use."""
     predictions, labels = result.predictions("valid"), image_arrays.labels("valid")
@@ -276,11 +290,13 @@ def _validation_metadata(result: TrainedModel, image_arrays: ImageSet) -> dict[s
     if "bucket" not in predictions:
         return scores
     buckets = classifier_metrics(predictions["bucket"].to_numpy(), labels)
+    scores |= {"val_accuracy": round(buckets["accuracy"], 3), "val_macro_f1": round(buckets["macro_f1"], 3)}
+    if numbers_only:
+        return scores
     rows = ["| true \\ predicted | " + " | ".join(BUCKET_LABELS) + " |", "|---" * (len(BUCKET_LABELS) + 1) + "|"]
     rows += [f"| {label} | " + " | ".join(map(str, counts)) + " |"
              for label, counts in zip(BUCKET_LABELS, buckets["confusion_matrix"])]
-    return {"val_accuracy": round(buckets["accuracy"], 3), "val_macro_f1": round(buckets["macro_f1"], 3),
-            **scores, "val_confusion_matrix": dg.MetadataValue.md("\n".join(rows))}
+    return {**scores, "val_confusion_matrix": dg.MetadataValue.md("\n".join(rows))}
 
 
 def model_asset(backbone: str) -> dg.AssetsDefinition:

@@ -78,7 +78,7 @@ def _first_rows(x: np.ndarray | list[np.ndarray], n: int = PROBE_ROWS) -> np.nda
 def train_estimator(
     spec: EstimatorSpec, train: Stack, valid: Stack, evaluate: dict[str, Stack], cache: Path,
     log: Log = print, on_epoch: Callable[[int, dict[str, float]], None] | None = None,
-    checkpoints: Path | None = None,
+    checkpoints: Path | None = None, tensorboard: Path | None = None,
 ) -> Trained:
     """Build, train and evaluate a model; returns it with its history and per-split predictions.
 
@@ -90,7 +90,8 @@ def train_estimator(
     and the two outputs averaged (faces are close to symmetric, so the mirror is a second look at
     the same face). A classifier with ``spec.age_sigma`` learns a distribution over years from the
     true ages (``ml.age_distribution``); its model outputs that distribution, its predictions sum it
-    into buckets, and its ``ages`` are the distributions' medians. ``checkpoints``: see ``fit``.
+    into buckets, and its ``ages`` are the distributions' medians. ``checkpoints`` and
+    ``tensorboard``: see ``fit``.
     """
     over_years = bool(spec.classes and spec.age_sigma)
     model = build_model(spec.backbone, spec.image_size, spec.weights, spec.head, spec.train_last,
@@ -105,7 +106,7 @@ def train_estimator(
         x = {name: _loaded(files[name]) for name in {"valid", *evaluate}}
         batches = StackBatches(files["train"], train.targets, spec.fit.batch_size, True, spec.fit.seed)
         history = fit(cut.tail, (batches, None), (x["valid"], valid.targets), spec.fit, metric, on_epoch, loss,
-                      probe=_first_rows(x["valid"]), log=log, checkpoints=checkpoints)
+                      probe=_first_rows(x["valid"]), log=log, checkpoints=checkpoints, tensorboard=tensorboard)
         predictions = {name: cut.tail.predict(x[name], batch_size=256, verbose=0) for name in evaluate}
         if spec.mirror_average:
             for name, s in evaluate.items():
@@ -116,7 +117,7 @@ def train_estimator(
         checks = image_batches(valid.images, valid.targets, preprocess, spec.fit.batch_size, False)
         probe = model_input(np.load(valid.images, mmap_mode="r")[:PROBE_ROWS], preprocess)
         history = fit(model, (batches, None), (checks, None), spec.fit, metric, on_epoch, loss, probe=probe, log=log,
-                      checkpoints=checkpoints)
+                      checkpoints=checkpoints, tensorboard=tensorboard)
         predictions = {name: predict_stack(model, preprocess, s.images, mirror_average=spec.mirror_average)
                        for name, s in evaluate.items()}
     if over_years:

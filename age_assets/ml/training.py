@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -170,6 +171,7 @@ def fit(
     probe: Any = None,
     log: Log | None = None,
     checkpoints: Path | None = None,
+    tensorboard: Path | None = None,
 ) -> dict[str, list[float]]:
     """Compile and fit ``model``; keep the weights of the epoch with the best validation ``metric``.
 
@@ -179,6 +181,8 @@ def fit(
     inputs) gets the same output after an epoch. ``log`` gets each epoch's progress. With
     ``checkpoints`` (a folder named for everything that shapes the training) each epoch is saved
     there, a killed fit resumes after the last saved epoch, and the folder goes when training ends.
+    With ``tensorboard`` (a folder) TensorBoard logs go there, where the ``tensorboard`` package is
+    installed (the ``tracking`` extra); ``log`` says so where it is not.
     """
     keras.utils.set_random_seed(spec.seed)
     model.compile(optimizer=_optimizer(spec), loss=loss or spec.loss, metrics=[metric])
@@ -191,6 +195,10 @@ def fit(
         callbacks += [resumed, keras.callbacks.BackupAndRestore(str(checkpoints))]
     if log:
         callbacks.append(EpochProgress(log))
+    if tensorboard and importlib.util.find_spec("tensorboard"):
+        callbacks.append(keras.callbacks.TensorBoard(str(tensorboard), write_graph=False))
+    elif tensorboard and log:
+        log("no TensorBoard logs: the tensorboard package is not installed (pip install 'age_assets[tracking]')")
     watch = OutputWatch(probe) if probe is not None else None
     if watch:
         callbacks.append(watch)
