@@ -8,8 +8,8 @@ import pytest
 
 from age_assets.ml.age_distribution import BUCKET_SUMS, YEARS, age_distribution_loss, bucket_accuracy, median_age
 from age_assets.ml.buckets import BUCKET_LABELS, age_to_bucket
-from age_assets.ml.metrics import mae
 from age_assets.ml.estimator import train_estimator
+from age_assets.ml.metrics import mae
 from age_assets.ml.specs import EstimatorSpec, FitSpec, HeadSpec
 from age_assets_tests.conftest import SHARED_WEIGHTS
 from age_assets_tests.test_models import _stack

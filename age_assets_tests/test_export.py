@@ -48,9 +48,9 @@ def test_inference_model_combines_members_like_the_graph() -> None:
     same arithmetic done by hand with each member alone."""
     import keras
 
+    from age_assets.ml.age_distribution import BUCKET_SUMS, YEARS, median_age
     from age_assets.ml.backbones import get_backbone
     from age_assets.ml.estimator import predict_images
-    from age_assets.ml.age_distribution import BUCKET_SUMS, YEARS, median_age
     from age_assets.ml.export import Member, inference_model
     from age_assets.ml.models import build_model
     from age_assets.ml.specs import HeadSpec
