@@ -82,8 +82,8 @@ def test_ensemble_weights_are_fitted_and_compared_with_the_study(graph) -> None:
     model_meta = result.asset_materializations_for_node("model_mobilenet_v2")[0].metadata
     model = result.output_for_node("model_mobilenet_v2")
     labels = result.output_for_node("image_arrays").labels("valid")
-    assert model_meta["val_mae"].value == pytest.approx(mae(model.predictions("valid")["age"], labels["real_age"]),
-                                                        abs=0.006), "val_mae is the stored (mirror-averaged) predictions'"
+    stored = mae(model.predictions("valid")["age"], labels["real_age"])
+    assert model_meta["val_mae"].value == pytest.approx(stored, abs=0.006), "of the stored (mirror-averaged) ages"
     assert model_meta["device"].value in {"CPU", "GPU"} and model_meta["val_mae_one_view_best_epoch"].value > 0
     assert model_meta["settings"].value == "train_last=0,units=32,learning_rate=0.01,epochs=4,patience=4"
     assert model.info()["settings"] | TRAIN == model.info()["settings"], "info.json holds every setting"

@@ -106,7 +106,8 @@ def test_mirror_average_is_the_mean_over_each_image_and_its_mirror(tmp_path: Pat
         writer.close()
     stack = Stack(tmp_path / "noise.npy", np.linspace(10, 60, 6).astype(np.float32), "noise")
     spec = EstimatorSpec(backbone="mobilenet_v3_small", weights=str(V3_WEIGHTS), image_size=32,
-                         head=HeadSpec(units=8, activation="linear", output="linear"), train_last=10, mirror_average=True,
+                         head=HeadSpec(units=8, activation="linear", output="linear"), train_last=10,
+                         mirror_average=True,
                          fit=FitSpec(epochs=10, patience=10, batch_size=3, learning_rate=0.003, loss="mse"))
     trained = train_estimator(spec, stack, stack, {"test": stack}, tmp_path / "cache", log=lambda m: None)
     preprocess = get_backbone("mobilenet_v3_small").preprocess_input
