@@ -35,7 +35,7 @@ def _wait_for(path: Path, process: subprocess.Popen, timeout_s: float = 180) -> 
     while not path.exists():
         if process.poll() is not None:
             raise AssertionError(f"writer exited early:\n{process.stdout.read().decode()[-3000:]}")
-        assert time.monotonic() < deadline, "the writer never reached the middle of image_arrays"
+        assert time.monotonic() < deadline, f"the process never paused: {path} did not appear"
         time.sleep(0.2)
 
 
@@ -176,3 +176,27 @@ def test_training_killed_after_an_epoch_resumes_at_the_next(tmp_path: Path) -> N
     assert len(trained.history["loss"]) == EPOCHS, "the history holds the epochs before the kill too"
     assert trained.history["loss"][:2] == pytest.approx([e["loss"] for e in before], rel=1e-6)
     assert not (tmp_path / "checkpoints").exists(), "a finished training leaves no checkpoint"
+
+
+@pytest.mark.shared
+def test_a_feature_pass_killed_part_way_resumes_at_its_last_saved_part(tmp_path: Path) -> None:
+    from age_assets_tests.features_killable import IMAGES, run
+
+    killed = subprocess.Popen([sys.executable, "-m", "age_assets_tests.features_killable", str(tmp_path), "40"],
+                              cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT)
+    _wait_for(tmp_path / "paused", killed)
+    os.kill(killed.pid, signal.SIGKILL)
+    assert killed.wait(timeout=30) == -signal.SIGKILL
+    assert len(list((tmp_path / "parts").glob("*.npz"))) == 2, "two parts of 16 saved before the kill at 40"
+
+    lines: list[str] = []
+    computed: list[int] = []
+    run(tmp_path, tmp_path / "resumed", computed.append, lines.append)
+    assert lines == [f"resuming the feature pass of faces.npy at image 32 of {IMAGES}: 2 of 7 parts were saved"]
+    assert not (tmp_path / "parts").exists()
+    unbroken = tmp_path / "unbroken"
+    unbroken.mkdir()
+    run(unbroken, unbroken / "out")
+    resumed, whole = np.load(tmp_path / "resumed" / "train_0.npy"), np.load(unbroken / "out" / "train_0.npy")
+    assert resumed.shape[0] == IMAGES and np.array_equal(resumed, whole)

@@ -12,7 +12,7 @@ import numpy as np
 
 from age_assets.ml.age_distribution import BUCKET_SUMS, YEARS, age_distribution_loss, bucket_accuracy, median_age
 from age_assets.ml.backbones import get_backbone
-from age_assets.ml.features import extract_features, feature_files, model_input, save_features
+from age_assets.ml.features import feature_files, model_input, write_features
 from age_assets.ml.models import AgeScale, Cut, build_model, cut_at_frozen_boundary
 from age_assets.ml.npy import iter_blocks
 from age_assets.ml.progress import Log, Progress
@@ -57,8 +57,8 @@ def _features(cut: Cut, spec: EstimatorSpec, stack: Stack, name: str, cache: Pat
         per_image = sum(math.prod(t.shape[1:]) for t in keras.tree.flatten(front.outputs))
         require_free_space(cache, len(stack.targets) * per_image * 2, f"{spec.backbone} features of {what} images")
         progress = Progress(log, f"{spec.backbone} features of {what} images", len(stack.targets))
-        save_features(folder, name, extract_features(front, get_backbone(spec.backbone).preprocess_input,
-                                                     stack.images, mirrored=mirrored, progress=progress.advance))
+        write_features(front, get_backbone(spec.backbone).preprocess_input, stack.images, folder, name,
+                       cache / f"{key}.parts", mirrored=mirrored, progress=progress.advance, log=log)
 
     if build_once(cache / key, build):
         log(f"reusing cached {spec.backbone} features for {what}")

@@ -1,14 +1,16 @@
-"""Frozen-boundary features: the front of a split model, run once per image."""
+"""Frozen-boundary features: the front of a cut model, run once per image and cached."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from age_assets.ml.npy import iter_blocks, stack_length
+from age_assets.ml.npy import StackWriter, read_rows, stack_length
 from age_assets.ml.progress import no_progress
 
 if TYPE_CHECKING:
@@ -22,33 +24,59 @@ def model_input(images: np.ndarray, preprocess: Preprocess, mirrored: bool = Fal
     return preprocess((images[:, :, ::-1] if mirrored else images).astype(np.float32))
 
 
-def extract_features(front: keras.Model, preprocess: Preprocess, images: Path, batch: int = 64,
-                     mirrored: bool = False, progress: Callable[[int], None] = no_progress) -> list[np.ndarray]:
-    """The front's outputs for every image of a stack, as float16 arrays (one per boundary tensor).
+PART_IMAGES = 2048
+"""Images per saved part of a feature pass: what a killed pass loses at most (about a minute)."""
 
-    float16 halves the cache and is ample for activations that feed a few trainable layers.
-    ``predict_on_batch`` runs a compiled graph: calling the model eagerly is slower and holds
-    several times the memory. ``progress`` is called with the number of images after each batch.
+
+def write_features(front: keras.Model, preprocess: Preprocess, images: Path, folder: Path, split: str, parts: Path,
+                   batch: int = 64, mirrored: bool = False, progress: Callable[[int], None] = no_progress,
+                   log: Callable[[str], None] | None = None) -> None:
+    """The front's outputs for every image of a stack, as float16 ``<split>_<i>.npy`` stacks in
+    ``folder`` (one per boundary tensor).
+
+    The pass saves a part every ``PART_IMAGES`` images under ``parts`` (a folder named for what
+    the pass computes), so a killed pass resumes at its last saved part; the stacks are assembled
+    from the parts at the end, and the parts removed. float16 halves the cache and is ample for
+    activations that feed a few trainable layers. ``predict_on_batch`` runs a compiled graph:
+    calling the model eagerly is slower and holds several times the memory.
     """
     import keras
 
     n = stack_length(images)
-    outputs: list[np.ndarray] = []
-    start = 0
-    for block in iter_blocks(images, batch):
-        parts = keras.tree.flatten(front.predict_on_batch(model_input(block, preprocess, mirrored)))
-        if not outputs:
-            outputs = [np.empty((n, *p.shape[1:]), dtype=np.float16) for p in parts]
-        for out, part in zip(outputs, parts):
-            out[start:start + len(block)] = part
-        start += len(block)
-        progress(len(block))
-    return outputs
-
-
-def save_features(folder: Path, split: str, features: list[np.ndarray]) -> None:
-    for i, array in enumerate(features):
-        np.save(folder / f"{split}_{i}.npy", array)
+    parts.mkdir(parents=True, exist_ok=True)
+    starts = list(range(0, n, PART_IMAGES))
+    saved = [start for start in starts if (parts / f"{start:09d}.npz").is_file()]
+    if saved and log:
+        log(f"resuming the feature pass of {images.name} at image {len(saved) * PART_IMAGES:,} of {n:,}: "
+            f"{len(saved)} of {len(starts)} parts were saved")
+    for start in starts:
+        stop = min(n, start + PART_IMAGES)
+        part = parts / f"{start:09d}.npz"
+        if part.is_file():
+            progress(stop - start)
+            continue
+        outputs: list[list[np.ndarray]] = []
+        for block_start in range(start, stop, batch):
+            block = read_rows(images, block_start, min(stop, block_start + batch))
+            tensors = keras.tree.flatten(front.predict_on_batch(model_input(block, preprocess, mirrored)))
+            outputs = outputs or [[] for _ in tensors]
+            for kept, tensor in zip(outputs, tensors):
+                kept.append(np.asarray(tensor, dtype=np.float16))
+            progress(len(block))
+        scratch = parts / f".{start:09d}.{os.getpid()}.npz"
+        np.savez(scratch, *[np.concatenate(kept) for kept in outputs])
+        os.replace(scratch, part)
+    writers: list[StackWriter] = []
+    for start in starts:
+        with np.load(parts / f"{start:09d}.npz") as stored:
+            arrays = [stored[f"arr_{i}"] for i in range(len(stored.files))]
+        writers = writers or [StackWriter(folder / f"{split}_{i}.npy", n, a.shape[1:], np.float16)
+                              for i, a in enumerate(arrays)]
+        for writer, array in zip(writers, arrays):
+            writer.append(array)
+    for writer in writers:
+        writer.close()
+    shutil.rmtree(parts, ignore_errors=True)
 
 
 def feature_files(folder: Path, split: str) -> list[Path]:
