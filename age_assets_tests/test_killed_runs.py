@@ -157,16 +157,21 @@ def test_a_run_reads_the_upstream_current_when_it_started(tmp_path: Path) -> Non
     assert _augmented_size(data) == 24, "the run read a version materialized after it started"
 
 
+def _kill_when_paused(harness: str, folder: Path, pause: str) -> None:
+    """Run ``age_assets_tests.<harness> FOLDER PAUSE``, and SIGKILL it once it has paused."""
+    process = subprocess.Popen([sys.executable, "-m", f"age_assets_tests.{harness}", str(folder), pause],
+                               cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+    _wait_for(folder / "paused", process)
+    os.kill(process.pid, signal.SIGKILL)
+    assert process.wait(timeout=30) == -signal.SIGKILL
+
+
 @pytest.mark.shared
 def test_training_killed_after_an_epoch_resumes_at_the_next(tmp_path: Path) -> None:
     from age_assets_tests.train_killable import EPOCHS, train
 
-    killed = subprocess.Popen([sys.executable, "-m", "age_assets_tests.train_killable", str(tmp_path), "2"],
-                              cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT)
-    _wait_for(tmp_path / "paused", killed)
-    os.kill(killed.pid, signal.SIGKILL)
-    assert killed.wait(timeout=30) == -signal.SIGKILL
+    _kill_when_paused("train_killable", tmp_path, "2")
     before = [json.loads(line) for line in (tmp_path / "epochs.jsonl").read_text().splitlines()]
     assert len(before) == 2
 
@@ -182,17 +187,11 @@ def test_training_killed_after_an_epoch_resumes_at_the_next(tmp_path: Path) -> N
 def test_a_feature_pass_killed_part_way_resumes_at_its_last_saved_part(tmp_path: Path) -> None:
     from age_assets_tests.features_killable import IMAGES, run
 
-    killed = subprocess.Popen([sys.executable, "-m", "age_assets_tests.features_killable", str(tmp_path), "40"],
-                              cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT)
-    _wait_for(tmp_path / "paused", killed)
-    os.kill(killed.pid, signal.SIGKILL)
-    assert killed.wait(timeout=30) == -signal.SIGKILL
+    _kill_when_paused("features_killable", tmp_path, "40")
     assert len(list((tmp_path / "parts").glob("*.npz"))) == 2, "two parts of 16 saved before the kill at 40"
 
     lines: list[str] = []
-    computed: list[int] = []
-    run(tmp_path, tmp_path / "resumed", computed.append, lines.append)
+    run(tmp_path, tmp_path / "resumed", log=lines.append)
     assert lines == [f"resuming the feature pass of faces.npy at image 32 of {IMAGES}: 2 of 7 parts were saved"]
     assert not (tmp_path / "parts").exists()
     unbroken = tmp_path / "unbroken"

@@ -22,12 +22,12 @@ import numpy as np
 
 from age_assets.datasets.utkface import read_utkface
 from age_assets.ml.backbones import get_backbone
-from age_assets.ml.estimator import EstimatorSpec, Stack, train_estimator
+from age_assets.ml.estimator import Stack, train_estimator
 from age_assets.ml.features import model_input
 from age_assets.ml.images import write_image_stack
 from age_assets.ml.metrics import mae
-from age_assets.ml.models import HeadSpec, build_model
-from age_assets.ml.training import FitSpec
+from age_assets.ml.models import build_model
+from age_assets.ml.specs import EstimatorSpec, FitSpec, HeadSpec
 from age_assets.ml.weights import weights_source
 
 SIZE = 224
@@ -80,7 +80,7 @@ def main() -> None:
         study_epoch = float(np.median(timer.seconds))
         del images, model
 
-        spec = EstimatorSpec(args.backbone, weights, SIZE, head, 0, fit_spec)
+        spec = EstimatorSpec(backbone=args.backbone, weights=weights, image_size=SIZE, head=head, fit=fit_spec)
         cache = Path(tmp) / "cache"
 
         def run_ours() -> tuple[np.ndarray, float, float]:

@@ -12,10 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from age_assets.artifacts import ImageSet
-from age_assets.ml.estimator import EstimatorSpec, Stack, train_estimator
+from age_assets.ml.estimator import Stack, train_estimator
 from age_assets.ml.metrics import mae
-from age_assets.ml.models import HeadSpec
-from age_assets.ml.training import FitSpec
+from age_assets.ml.specs import EstimatorSpec, FitSpec
 from age_assets.ml.weights import weights_source
 from age_assets.storage import Pointer
 
@@ -48,10 +47,10 @@ def main() -> None:
         return Stack(source.images_path(split), ages, f"{source.fingerprint}/{split}")
 
     image_size = arrays.images("train").shape[1]
-    spec = EstimatorSpec(args.backbone, weights_source(args.backbone, args.weights_dir), image_size,
-                         HeadSpec(), args.train_last,
-                         FitSpec(learning_rate=args.learning_rate, loss=args.loss, epochs=args.epochs,
-                                 patience=args.patience), mirror_average=args.mirror_average)
+    spec = EstimatorSpec(backbone=args.backbone, weights=weights_source(args.backbone, args.weights_dir),
+                         image_size=image_size, train_last=args.train_last, mirror_average=args.mirror_average,
+                         fit=FitSpec(learning_rate=args.learning_rate, loss=args.loss, epochs=args.epochs,
+                                     patience=args.patience))
     started = time.perf_counter()
 
     def on_epoch(epoch: int, logs: dict[str, float]) -> None:
