@@ -206,7 +206,7 @@ def trained_asset(kind: TrainingKind, backbone: str) -> dg.AssetsDefinition:
     ) -> dg.Output[TrainedModel]:
         started = time.perf_counter()
         settings = changed_settings(config)
-        context.instance.add_run_tags(context.run_id, {f"age_assets/{asset}": settings})
+        context.instance.add_run_tags(context.run.run_id, {f"age_assets/{asset}": settings})
         train_set = augmented_train if config.train_on == "augmented" else image_arrays
         fingerprint = data_version(version, config, backbone, weights.identity(backbone), *accelerator.identity(),
                                    image_arrays.fingerprint, train_set.fingerprint)
@@ -217,7 +217,8 @@ def trained_asset(kind: TrainingKind, backbone: str) -> dg.AssetsDefinition:
 
         def build(folder: Path) -> None:
             params = {"backbone": backbone, "target": column, **config.model_dump()}
-            with tracking.run(asset, params, {"fingerprint": fingerprint, "dagster_run_id": context.run_id}) as mlflow:
+            tags = {"fingerprint": fingerprint, "dagster_run_id": context.run.run_id}
+            with tracking.run(asset, params, tags) as mlflow:
                 train_into(folder, mlflow)
 
         def train_into(folder: Path, mlflow: Any) -> None:
