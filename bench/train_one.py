@@ -37,6 +37,8 @@ def main() -> None:
 
     def materialized(asset: str) -> ImageSet:
         pointer = Pointer.read(root, asset)
+        if pointer is None:
+            raise SystemExit(f"{asset} is not materialized under {root}: dg launch --assets '*{asset}'")
         return ImageSet(pointer.folder, pointer.fingerprint)
 
     arrays = materialized("image_arrays")
