@@ -48,9 +48,8 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         atomic_write_text(Pointer.path(self._root, asset), text)
         if self.storage.keep_versions:
             running, pinned = running_runs(context.step_context.instance, self._root)
-            chosen = [v for v in retention.removable({asset: retention.versions(self._root).get(asset, [])},
-                                                      self.storage.keep_versions,
-                                                      retention.in_use(self._root, running, pinned))]
+            chosen = retention.removable({asset: retention.versions(self._root).get(asset, [])},
+                                         self.storage.keep_versions, retention.in_use(self._root, running, pinned))
             if chosen:
                 freed = retention.remove(chosen)
                 context.log.info(f"removed {len(chosen)} old version(s) of {asset}, {retention.gigabytes(freed)}")
@@ -81,14 +80,10 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         run = step.instance.get_run_record_by_id(step.run_id) if step and latest else None
         if step is None or latest is None or run is None:
             return latest
-        records = step.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, before_timestamp=run.create_timestamp.timestamp()), limit=1,
-        ).records
-        materialization = records[0].asset_materialization if records else None
-        fingerprint = materialization.metadata.get("fingerprint") if materialization else None
+        fingerprint = _fingerprint_before(step.instance, key, run.create_timestamp.timestamp())
         if fingerprint is None:
             return latest
-        return Pointer(latest.type, self.storage.artifact(asset, str(fingerprint.value)), str(fingerprint.value))
+        return Pointer(latest.type, self.storage.artifact(asset, fingerprint), fingerprint)
 
 
 def _step(context: dg.InputContext) -> StepExecutionContext | None:
@@ -110,11 +105,16 @@ def running_runs(instance: dg.DagsterInstance, root: Path) -> tuple[list[str], l
     pinned: list[Path] = []
     for run in runs:
         for asset in (root / "artifacts").glob("*"):
-            records = instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset.name),
-                                      before_timestamp=run.create_timestamp.timestamp()), limit=1).records
-            materialization = records[0].asset_materialization if records else None
-            fingerprint = materialization.metadata.get("fingerprint") if materialization else None
+            fingerprint = _fingerprint_before(instance, dg.AssetKey(asset.name), run.create_timestamp.timestamp())
             if fingerprint is not None:
-                pinned.append(asset / str(fingerprint.value))
+                pinned.append(asset / fingerprint)
     return [run.dagster_run.run_id for run in runs], pinned
+
+
+def _fingerprint_before(instance: dg.DagsterInstance, key: dg.AssetKey, timestamp: float) -> str | None:
+    """The fingerprint of ``key``'s last materialization before ``timestamp`` in the event log."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, before_timestamp=timestamp), limit=1).records
+    materialization = records[0].asset_materialization if records else None
+    fingerprint = materialization.metadata.get("fingerprint") if materialization else None
+    return None if fingerprint is None else str(fingerprint.value)
