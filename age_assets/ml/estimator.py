@@ -54,8 +54,9 @@ def _features(cut: Cut, spec: EstimatorSpec, stack: Stack, name: str, cache: Pat
 
     def build(folder: Path) -> None:
         log(f"computing {spec.backbone} features at {cut.boundary} for {len(stack.targets)} {what} images")
-        per_image = sum(math.prod(t.shape[1:]) for t in keras.tree.flatten(front.outputs))
-        require_free_space(cache, len(stack.targets) * per_image * 2, f"{spec.backbone} features of {what} images")
+        per_image = sum(math.prod(t.shape[1:]) for t in keras.tree.flatten(front.outputs)) * 2  # float16
+        # the saved parts and the stacks assembled from them are both on disk until the parts go
+        require_free_space(cache, 2 * len(stack.targets) * per_image, f"{spec.backbone} features of {what} images")
         progress = Progress(log, f"{spec.backbone} features of {what} images", len(stack.targets))
         write_features(front, get_backbone(spec.backbone).preprocess_input, stack.images, folder, name,
                        cache / f"{key}.parts", mirrored=mirrored, progress=progress.advance, log=log)
