@@ -16,7 +16,7 @@ from age_assets.ml.metrics import mae
 from age_assets.ml.models import AgeScale, build_model, cut_at_frozen_boundary
 from age_assets.ml.npy import StackWriter
 from age_assets.ml.specs import EstimatorSpec, FitSpec, HeadSpec
-from age_assets.ml.training import StackBatches, TrainingDiverged, TrainingStalled, fit
+from age_assets.ml.training import StackBatches, TrainingDiverged, TrainingStalled, fit, learning_rate
 from age_assets.ml.weights import weights_identity, weights_source
 from age_assets_tests.conftest import SHARED_WEIGHTS, synthetic_face
 
@@ -68,7 +68,7 @@ def test_every_backbone_builds_cuts_at_each_kind_of_boundary_and_trains_a_step(b
 
 def test_a_regressor_starts_at_the_training_mean_whatever_its_input() -> None:
     x = np.random.default_rng(0).uniform(0, 255, (5, 32, 32, 3)).astype("float32")
-    for output in ("sigmoid", "linear"):
+    for output in ("sigmoid", "linear", "expectation"):
         model = build_model("mobilenet_v2", 32, None, HeadSpec(units=8, output=output), 0, scale=AgeScale(41.5, 17.0))
         assert np.allclose(model.predict(x, verbose=0), 41.5, atol=1e-3), output
 
@@ -211,3 +211,18 @@ def test_stack_batches_cover_each_row_once_per_epoch_with_its_target(tmp_path: P
         assert sorted(seen) == list(rows)
         epochs.append(seen)
     assert epochs[0] != epochs[1], "reshuffled between epochs"
+
+
+def test_a_cosine_schedule_decays_the_learning_rate_to_zero_at_the_end_of_the_last_epoch(tmp_path: Path) -> None:
+    schedule = learning_rate(FitSpec(learning_rate=1e-3, schedule="cosine", epochs=3), steps_per_epoch=10)
+    assert [round(float(schedule(step)), 6) for step in (0, 15, 30)] == [1e-3, 5e-4, 0.0]
+    assert learning_rate(FitSpec(learning_rate=1e-3, schedule="constant"), 10) == 1e-3
+    rows = np.random.default_rng(0).normal(size=(50, 4)).astype("float32")
+    ages = np.linspace(10, 60, 50).astype("float32")
+    np.save(tmp_path / "rows.npy", rows)
+    for train in ((rows, ages), (StackBatches([tmp_path / "rows.npy"], ages, 16, True), None)):
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+        fit(model, train, (rows, ages), FitSpec(learning_rate=1e-2, schedule="cosine", epochs=3, patience=3,
+                                                batch_size=16), "mae")
+        assert int(model.optimizer.iterations) == 12, "4 batches in each of 3 epochs"
+        assert float(model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9), "decayed to 0 at the end"

@@ -1,8 +1,10 @@
-"""Train one regressor on materialized image_arrays, outside Dagster, to try a configuration.
+"""Train one regressor or classifier on materialized image_arrays, outside Dagster, to try a configuration.
 
 Usage: python bench/train_one.py BACKBONE TRAIN_LAST LEARNING_RATE [--data-dir data] [--epochs 25]
 Reads the image_arrays (and augmented_train) the graph last materialized under the data dir, trains on
-the plain or augmented training split with real age as target, and prints validation and test MAE, the cut and the time.
+the plain or augmented training split with real age as target, and prints the validation MAE (a
+classifier's: of its median ages, and its bucket accuracy), the cut and the time. ``--test`` adds the
+test split's: read it once, for a configuration already chosen on validation.
 """
 
 import argparse
@@ -12,9 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from age_assets.artifacts import ImageSet
+from age_assets.ml.buckets import BUCKET_LABELS, age_to_bucket
 from age_assets.ml.estimator import Stack, train_estimator
 from age_assets.ml.metrics import mae
-from age_assets.ml.specs import EstimatorSpec, FitSpec
+from age_assets.ml.specs import EstimatorSpec, FitSpec, HeadSpec
 from age_assets.ml.weights import weights_source
 from age_assets.storage import Pointer
 
@@ -30,6 +33,11 @@ def main() -> None:
     parser.add_argument("--patience", type=int, default=4)
     parser.add_argument("--train-on", default="plain", choices=["plain", "augmented"])
     parser.add_argument("--loss", default="mse", choices=["mse", "mae", "huber"])
+    parser.add_argument("--output", default="sigmoid", choices=["sigmoid", "linear", "expectation"])
+    parser.add_argument("--schedule", default="cosine", choices=["constant", "cosine"])
+    parser.add_argument("--classifier", action="store_true", help="a classifier over years (age_sigma 2)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--test", action="store_true", help="also score the test split")
     parser.add_argument("--mirror-average", action="store_true", help="average each evaluated image's and its mirror's")
     args = parser.parse_args()
 
@@ -49,24 +57,31 @@ def main() -> None:
         return Stack(source.images_path(split), ages, f"{source.fingerprint}/{split}")
 
     image_size = arrays.images("train").shape[1]
+    kind = {"classes": len(BUCKET_LABELS), "age_sigma": 2.0} if args.classifier else {}
     spec = EstimatorSpec(backbone=args.backbone, weights=weights_source(args.backbone, args.weights_dir),
                          image_size=image_size, train_last=args.train_last, mirror_average=args.mirror_average,
-                         fit=FitSpec(learning_rate=args.learning_rate, loss=args.loss, epochs=args.epochs,
-                                     patience=args.patience))
+                         head=HeadSpec(output="softmax" if args.classifier else args.output),
+                         fit=FitSpec(learning_rate=args.learning_rate, schedule=args.schedule, loss=args.loss,
+                                     epochs=args.epochs, patience=args.patience, seed=args.seed), **kind)
     started = time.perf_counter()
 
     def on_epoch(epoch: int, logs: dict[str, float]) -> None:
         print(f"epoch {epoch + 1}: " + ", ".join(f"{k}={v:.3f}" for k, v in logs.items()),
               f"({time.perf_counter() - started:.0f} s)", flush=True)
 
-    evaluated = {"valid": stack("valid"), "test": stack("test")}
+    evaluated = {split: stack(split) for split in (["valid", "test"] if args.test else ["valid"])}
     trained = train_estimator(spec, stack("train", train_set), evaluated["valid"], evaluated,
                               root / "cache" / "features", print, on_epoch)
-    print(f"{args.backbone} train_last={args.train_last} lr={args.learning_rate} loss={args.loss} "
-          f"on {args.train_on} cut={trained.boundary}: "
-          f"valid MAE {mae(trained.predictions['valid'], evaluated['valid'].targets):.3f}, "
-          f"test MAE {mae(trained.predictions['test'], evaluated['test'].targets):.3f}, "
-          f"{time.perf_counter() - started:.0f} s")
+    ages = trained.ages if trained.ages is not None else trained.predictions
+    scores = []
+    for split, s in evaluated.items():
+        scores.append(f"{split} MAE {mae(ages[split], s.targets):.3f}")
+        if args.classifier:
+            hits = np.argmax(trained.predictions[split], axis=1) == age_to_bucket(s.targets)
+            scores.append(f"{split} accuracy {hits.mean():.3f}")
+    print(f"{args.backbone} {'classifier' if args.classifier else args.output} train_last={args.train_last} "
+          f"lr={args.learning_rate} {args.schedule} loss={args.loss} seed={args.seed} on {args.train_on} "
+          f"cut={trained.boundary}: {', '.join(scores)}, {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":

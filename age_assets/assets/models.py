@@ -34,6 +34,7 @@ from age_assets.ml.specs import (
     Optimizer,
     Output,
     RegressionLoss,
+    Schedule,
     TrainOn,
 )
 from age_assets.plots import learning_curves
@@ -58,6 +59,10 @@ class TrainingConfig(VersionedConfig):
     optimizer: Optimizer = Field(default=FitSpec.optimizer, description="Optimizer")
     learning_rate: float = Field(default=UNMEASURED.learning_rate,
                                  description="Learning rate (the study fine-tuned at 1e-5)")
+    schedule: Schedule = Field(
+        default=UNMEASURED.schedule,
+        description="Learning rate: 'constant', or 'cosine': decayed along a half cosine to 0 by the last epoch's end",
+    )
     epochs: int = Field(default=UNMEASURED.epochs, description="Most epochs")
     patience: int = Field(default=UNMEASURED.patience,
                           description="Early stopping: epochs without a better validation score")
@@ -76,7 +81,8 @@ class TrainingConfig(VersionedConfig):
             backbone=backbone, weights=weights, image_size=image_size, train_last=self.train_last,
             head=HeadSpec(units=self.units, activation=self.activation, dropout=self.dropout, l2=self.l2,
                           output=output),
-            fit=FitSpec(optimizer=self.optimizer, learning_rate=self.learning_rate, loss=loss, epochs=self.epochs,
+            fit=FitSpec(optimizer=self.optimizer, learning_rate=self.learning_rate, schedule=self.schedule, loss=loss,
+                        epochs=self.epochs,
                         patience=self.patience, batch_size=self.batch_size, seed=self.seed),
             mirror_average=self.mirror_average, **kind,
         )
@@ -85,7 +91,8 @@ class TrainingConfig(VersionedConfig):
 class ModelConfig(TrainingConfig):
     output: Output = Field(
         default=REGRESSION_OUTPUT,
-        description="'sigmoid' scaled to 0-100 years (the study's), or 'linear'; either starts at the training mean",
+        description="'sigmoid' scaled to 0-100 years (the study's), 'linear', or 'expectation' (the mean of a softmax "
+                    "over every year 0-100); each starts at the training mean",
     )
     loss: RegressionLoss = Field(default=REGRESSION_LOSS, description="Loss on ages in years")
     target: Literal["auto", "real", "apparent"] = Field(

@@ -33,6 +33,17 @@ class AgeScale:
         return cls(float(np.mean(ages)), float(np.std(ages)) or 1.0)
 
 
+def _starting_distribution(scale: AgeScale, years: np.ndarray) -> np.ndarray:
+    """A Gaussian of width ``scale.std`` over ``years`` whose mean is ``scale.mean``: cut off at the
+    ends, the Gaussian's centre moves until its mean is there."""
+    centre = scale.mean
+    for _ in range(50):
+        weights = np.exp(-0.5 * np.square((years - centre) / scale.std))
+        weights /= weights.sum()
+        centre += scale.mean - float(weights @ years)
+    return np.maximum(weights, 1e-30)
+
+
 def build_model(
     backbone: str, image_size: int, weights: str | None, head: HeadSpec, train_last: int, classes: int = 0,
     scale: AgeScale = AgeScale(),
@@ -41,7 +52,8 @@ def build_model(
 
     ``train_last`` backbone layers train (0: none, -1: all); BatchNormalization never does.
     ``classes`` > 0 makes a softmax classifier, else a regressor in years whose output starts at
-    ``scale.mean``. Outputs stay float32 under a mixed-precision policy.
+    ``scale.mean``: a scaled sigmoid, a linear output, or the expectation of a softmax over every
+    year 0-MAX_OUTPUT_AGE (starting as a Gaussian of the training ages). Outputs stay float32 under a mixed-precision policy.
     """
     base = build_backbone(backbone, image_size, weights)
     layers = base.layers[1:]
@@ -62,11 +74,19 @@ def build_model(
         x = keras.layers.Dense(1, activation="sigmoid", kernel_initializer="zeros", dtype="float32", name="head_out",
                                bias_initializer=keras.initializers.Constant(math.log(start / (1 - start))))(x)
         out = keras.layers.Rescaling(MAX_OUTPUT_AGE, dtype="float32", name="head_years")(x)
+    elif head.output == "expectation":
+        years = np.arange(int(MAX_OUTPUT_AGE) + 1, dtype=np.float32)
+        start = keras.initializers.Constant(np.log(_starting_distribution(scale, years)))
+        x = keras.layers.Dense(len(years), activation="softmax", kernel_initializer="zeros", bias_initializer=start,
+                               dtype="float32", name="head_out")(x)
+        expectation = keras.layers.Dense(1, use_bias=False, trainable=False, dtype="float32", name="head_years",
+                                         kernel_initializer=keras.initializers.Constant(years[:, None]))
+        out = expectation(x)
     elif head.output == "linear":
         x = keras.layers.Dense(1, kernel_initializer="zeros", dtype="float32", name="head_out")(x)
         out = keras.layers.Rescaling(scale.std, offset=scale.mean, dtype="float32", name="head_years")(x)
     else:
-        raise ValueError(f"unknown output {head.output!r}; use 'sigmoid' or 'linear'")
+        raise ValueError(f"unknown output {head.output!r}; use 'sigmoid', 'linear' or 'expectation'")
     return keras.Model(base.input, out, name=f"{backbone}_{'classifier' if classes else 'regressor'}")
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from age_assets.ml.specs import TrainOn
+from age_assets.ml.specs import Schedule, TrainOn
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,6 +23,7 @@ class Recipe:
     epochs: int = 60
     patience: int = 8
     learning_rate: float = 3e-4
+    schedule: Schedule = "cosine"
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -38,7 +39,7 @@ CPU_RECIPES: dict[tuple[str, str], Recipe] = {
 }
 """(backbone, kind) -> settings; a kind is ``model`` (regressor) or ``classifier``."""
 
-UNMEASURED = Recipe(train_last=0, train_on="plain", epochs=100, patience=10, learning_rate=1e-3)
+UNMEASURED = Recipe(train_last=0, train_on="plain", epochs=100, patience=10, learning_rate=1e-3, schedule="constant")
 """A frozen backbone with a head trained on cached pooled features: cheap and never far off."""
 
 

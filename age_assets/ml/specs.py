@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Optimizer = Literal["adam", "adamw", "sgd"]
-Output = Literal["sigmoid", "linear"]
+Output = Literal["sigmoid", "linear", "expectation"]
 RegressionLoss = Literal["mse", "mae", "huber"]
 TrainOn = Literal["augmented", "plain"]
+Schedule = Literal["constant", "cosine"]
 
 REGRESSION_OUTPUT: Output = "sigmoid"
 REGRESSION_LOSS: RegressionLoss = "mae"
@@ -23,7 +24,7 @@ class HeadSpec:
     activation: str = "relu"
     dropout: float = 0.5
     l2: float = 0.0
-    output: str = REGRESSION_OUTPUT  # "sigmoid" (scaled to 0-100 years), "linear", or a classifier's "softmax"
+    output: str = REGRESSION_OUTPUT  # an Output, or a classifier's "softmax"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,6 +33,7 @@ class FitSpec:
 
     optimizer: Optimizer = "adam"
     learning_rate: float = 3e-4
+    schedule: Schedule = "constant"  # the learning rate: constant, or cosine-decayed to 0 over ``epochs``
     loss: str = REGRESSION_LOSS  # a RegressionLoss, or a classifier's
     epochs: int = 60
     patience: int = 8
