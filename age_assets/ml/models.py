@@ -53,7 +53,8 @@ def build_model(
     ``train_last`` backbone layers train (0: none, -1: all); BatchNormalization never does.
     ``classes`` > 0 makes a softmax classifier, else a regressor in years whose output starts at
     ``scale.mean``: a scaled sigmoid, a linear output, or the expectation of a softmax over every
-    year 0-MAX_OUTPUT_AGE (starting as a Gaussian of the training ages). Outputs stay float32 under a mixed-precision policy.
+    year 0-MAX_OUTPUT_AGE (starting as a Gaussian of the training ages). Outputs stay float32 under
+    a mixed-precision policy.
     """
     base = build_backbone(backbone, image_size, weights)
     layers = base.layers[1:]
