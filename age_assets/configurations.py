@@ -17,10 +17,12 @@ from age_assets.ml.recipes import KINDS
 CONFIGURATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "quick": ("Frozen backbones: heads trained on cached pooled features of the plain training split. "
               "About a quarter of the best configuration's time, about 1.7 years worse.",
-              {"train_last": 0, "train_on": "plain", "learning_rate": 1e-3, "epochs": 100, "patience": 10}),
+              {"train_last": 0, "train_on": "plain", "learning_rate": 1e-3, "schedule": "constant", "epochs": 100,
+               "patience": 10}),
     "gpu": ("Every backbone layer trains (BatchNormalization stays frozen) on batches streamed from "
             "augmented_train; nothing is cached. Sized for a GPU; not measured on one.",
-            {"train_last": -1, "train_on": "augmented", "learning_rate": 1e-4, "epochs": 40, "patience": 6}),
+            {"train_last": -1, "train_on": "augmented", "learning_rate": 1e-4, "schedule": "cosine", "epochs": 40,
+             "patience": 6}),
 }
 """name -> (what it is, settings for every trained asset)."""
 
