@@ -71,6 +71,15 @@ def build_checks(backbones: list[str]) -> list[dg.AssetChecksDefinition]:
     return [image_arrays_are_sound, *[model_check(name) for name in trained], exports_agree_with_keras]
 
 
+def keep_versions_from(env: Mapping[str, str]) -> int:
+    """``AGE_ASSETS_KEEP_VERSIONS``: versions to keep of each asset after it materializes; 0, empty
+    or unset keeps all."""
+    value = env.get(ENV_KEEP_VERSIONS, "").strip() or "0"
+    if not value.isdigit():
+        raise ValueError(f"{ENV_KEEP_VERSIONS}={value!r}: give a whole number of versions to keep (0 keeps all)")
+    return int(value)
+
+
 def backbones_from(env: Mapping[str, str]) -> list[str]:
     return [b.strip() for b in env.get(ENV_BACKBONES, DEFAULT_BACKBONES).split(",") if b.strip()]
 
@@ -82,7 +91,7 @@ def build_defs(env: Mapping[str, str] = os.environ) -> dg.Definitions:
                 (("appa_real_url", ENV_APPA_URL), ("appa_real_checksum", ENV_APPA_CHECKSUM)) if name in env}
     source = DatasetSource(spec=env.get(ENV_DATASET, "appa-real"), test_spec=env.get(ENV_TEST_DATASET, ""), **download)
     backbones = backbones_from(env)
-    storage = Storage(data_dir=data_dir, keep_versions=int(env.get(ENV_KEEP_VERSIONS, "0")))
+    storage = Storage(data_dir=data_dir, keep_versions=keep_versions_from(env))
     return dg.Definitions(
         assets=build_assets(backbones),
         asset_checks=build_checks(backbones),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections import namedtuple
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from age_assets.cli import main
+from age_assets.definitions import keep_versions_from
 from age_assets.ml.npy import StackWriter
 from age_assets.storage import NotEnoughSpace
 from age_assets_tests.conftest import Materialize, write_utkface
@@ -86,3 +88,12 @@ def test_a_large_write_that_would_not_fit_fails_first_naming_the_folder_and_the_
     message = failure.step_failure_data.error.to_string()
     assert "NotEnoughSpace" in message and "image_arrays" in message and "age-assets gc" in message
     assert not any((tmp_path / "data" / "artifacts" / "image_arrays").iterdir()), "nothing was left behind"
+
+
+def test_keep_versions_reads_empty_as_all_and_names_the_variable_when_it_is_not_a_number() -> None:
+    assert keep_versions_from({}) == 0
+    assert keep_versions_from({"AGE_ASSETS_KEEP_VERSIONS": ""}) == 0
+    assert keep_versions_from({"AGE_ASSETS_KEEP_VERSIONS": " 3 "}) == 3
+    for bad in ("two", "-1", "1.5"):
+        with pytest.raises(ValueError, match=rf"AGE_ASSETS_KEEP_VERSIONS='{re.escape(bad)}': give a whole number"):
+            keep_versions_from({"AGE_ASSETS_KEEP_VERSIONS": bad})
