@@ -22,7 +22,7 @@ CONFIGURATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "gpu": ("Every backbone layer trains (BatchNormalization stays frozen) on batches streamed from "
             "augmented_train; nothing is cached. Sized for a GPU; not measured on one.",
             {"train_last": -1, "train_on": "augmented", "learning_rate": 1e-4, "schedule": "cosine", "epochs": 40,
-             "patience": 6}),
+             "patience": 40}),
 }
 """name -> (what it is, settings for every trained asset)."""
 

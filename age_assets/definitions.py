@@ -75,7 +75,7 @@ def keep_versions_from(env: Mapping[str, str]) -> int:
     """``AGE_ASSETS_KEEP_VERSIONS``: versions to keep of each asset after it materializes; 0, empty
     or unset keeps all."""
     value = env.get(ENV_KEEP_VERSIONS, "").strip() or "0"
-    if not value.isdigit():
+    if not (value.isascii() and value.isdecimal()):
         raise ValueError(f"{ENV_KEEP_VERSIONS}={value!r}: give a whole number of versions to keep (0 keeps all)")
     return int(value)
 

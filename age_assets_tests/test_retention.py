@@ -94,6 +94,6 @@ def test_keep_versions_reads_empty_as_all_and_names_the_variable_when_it_is_not_
     assert keep_versions_from({}) == 0
     assert keep_versions_from({"AGE_ASSETS_KEEP_VERSIONS": ""}) == 0
     assert keep_versions_from({"AGE_ASSETS_KEEP_VERSIONS": " 3 "}) == 3
-    for bad in ("two", "-1", "1.5"):
+    for bad in ("two", "-1", "1.5", "\u00b2"):
         with pytest.raises(ValueError, match=rf"AGE_ASSETS_KEEP_VERSIONS='{re.escape(bad)}': give a whole number"):
             keep_versions_from({"AGE_ASSETS_KEEP_VERSIONS": bad})

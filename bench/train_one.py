@@ -79,9 +79,10 @@ def main() -> None:
         if args.classifier:
             hits = np.argmax(trained.predictions[split], axis=1) == age_to_bucket(s.targets)
             scores.append(f"{split} accuracy {hits.mean():.3f}")
-    print(f"{args.backbone} {'classifier' if args.classifier else args.output} train_last={args.train_last} "
-          f"lr={args.learning_rate} {args.schedule} loss={args.loss} seed={args.seed} on {args.train_on} "
-          f"cut={trained.boundary}: {', '.join(scores)}, {time.perf_counter() - started:.0f} s")
+    what = "classifier" if args.classifier else f"{args.output} loss={args.loss}"
+    print(f"{args.backbone} {what} train_last={args.train_last} lr={args.learning_rate} {args.schedule} "
+          f"seed={args.seed} on {args.train_on} cut={trained.boundary}: {', '.join(scores)}, "
+          f"{time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":

@@ -35,13 +35,19 @@ class AgeScale:
 
 def _starting_distribution(scale: AgeScale, years: np.ndarray) -> np.ndarray:
     """A Gaussian of width ``scale.std`` over ``years`` whose mean is ``scale.mean``: cut off at the
-    ends, the Gaussian's centre moves until its mean is there."""
-    centre = scale.mean
-    for _ in range(50):
+    ends, the Gaussian's centre is moved (by bisection: the mean grows with it) until its mean is
+    there, or as near as a centre within ten widths of the ends gets (a mean within a year of an end)."""
+
+    def gaussian(centre: float) -> np.ndarray:
         weights = np.exp(-0.5 * np.square((years - centre) / scale.std))
-        weights /= weights.sum()
-        centre += scale.mean - float(weights @ years)
-    return np.maximum(weights, 1e-30)
+        return weights / weights.sum()
+
+    target = float(np.clip(scale.mean, years[0], years[-1]))
+    low, high = float(years[0]) - 10 * scale.std, float(years[-1]) + 10 * scale.std
+    for _ in range(60):
+        centre = (low + high) / 2
+        low, high = (centre, high) if float(gaussian(centre) @ years) < target else (low, centre)
+    return np.maximum(gaussian((low + high) / 2), 1e-30)
 
 
 def build_model(
