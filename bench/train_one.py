@@ -14,10 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from age_assets.artifacts import ImageSet
-from age_assets.ml.buckets import BUCKET_LABELS, age_to_bucket
+from age_assets.assets.models import ClassifierConfig, ModelConfig
 from age_assets.ml.estimator import Stack, train_estimator
-from age_assets.ml.metrics import mae
-from age_assets.ml.specs import EstimatorSpec, FitSpec, HeadSpec
+from age_assets.ml.metrics import bucket_scores, mae
 from age_assets.ml.weights import weights_source
 from age_assets.storage import Pointer
 
@@ -57,12 +56,12 @@ def main() -> None:
         return Stack(source.images_path(split), ages, f"{source.fingerprint}/{split}")
 
     image_size = arrays.images("train").shape[1]
-    kind = {"classes": len(BUCKET_LABELS), "age_sigma": 2.0} if args.classifier else {}
-    spec = EstimatorSpec(backbone=args.backbone, weights=weights_source(args.backbone, args.weights_dir),
-                         image_size=image_size, train_last=args.train_last, mirror_average=args.mirror_average,
-                         head=HeadSpec(output="softmax" if args.classifier else args.output),
-                         fit=FitSpec(learning_rate=args.learning_rate, schedule=args.schedule, loss=args.loss,
-                                     epochs=args.epochs, patience=args.patience, seed=args.seed), **kind)
+    settings = {"train_last": args.train_last, "learning_rate": args.learning_rate, "schedule": args.schedule,
+                "epochs": args.epochs, "patience": args.patience, "train_on": args.train_on, "seed": args.seed,
+                "mirror_average": args.mirror_average}
+    config = ClassifierConfig(**settings) if args.classifier else ModelConfig(**settings, output=args.output,
+                                                                               loss=args.loss)
+    spec = config.estimator_spec(args.backbone, weights_source(args.backbone, args.weights_dir), image_size)
     started = time.perf_counter()
 
     def on_epoch(epoch: int, logs: dict[str, float]) -> None:
@@ -77,8 +76,8 @@ def main() -> None:
     for split, s in evaluated.items():
         scores.append(f"{split} MAE {mae(ages[split], s.targets):.3f}")
         if args.classifier:
-            hits = np.argmax(trained.predictions[split], axis=1) == age_to_bucket(s.targets)
-            scores.append(f"{split} accuracy {hits.mean():.3f}")
+            buckets = bucket_scores(np.argmax(trained.predictions[split], axis=1), s.targets)
+            scores.append(f"{split} accuracy {buckets['accuracy']:.3f}")
     what = "classifier" if args.classifier else f"{args.output} loss={args.loss}"
     print(f"{args.backbone} {what} train_last={args.train_last} lr={args.learning_rate} {args.schedule} "
           f"seed={args.seed} on {args.train_on} cut={trained.boundary}: {', '.join(scores)}, "

@@ -82,8 +82,7 @@ class TrainingConfig(VersionedConfig):
             head=HeadSpec(units=self.units, activation=self.activation, dropout=self.dropout, l2=self.l2,
                           output=output),
             fit=FitSpec(optimizer=self.optimizer, learning_rate=self.learning_rate, schedule=self.schedule, loss=loss,
-                        epochs=self.epochs,
-                        patience=self.patience, batch_size=self.batch_size, seed=self.seed),
+                        epochs=self.epochs, patience=self.patience, batch_size=self.batch_size, seed=self.seed),
             mirror_average=self.mirror_average, **kind,
         )
 
