@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import keras
 import numpy as np
@@ -11,8 +12,8 @@ import pytest
 from age_assets.ml.backbones import BACKBONES, Backbone
 
 
-def _constructor(backbone: Backbone) -> object:
-    return getattr(keras.applications, backbone.constructor)
+def _constructor(backbone: Backbone) -> Any:
+    return backbone.resolve_constructor()
 
 
 @pytest.mark.parametrize("name", BACKBONES)

@@ -4,18 +4,20 @@
 # ratio, per-asset time and memory, and the evaluation report. SEED=<n> trains every regressor and
 # classifier with that seed (data and cached features are reused): run it after a first run to
 # measure the noise of training.
+# AGE_ASSETS_BACKBONES defaults to the code's default backbones.
 # Usage: [SEED=1] bench/graph_on_utkface.sh [best_cpu|quick|gpu] [data dir]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 config=${1:-best_cpu}
 export AGE_ASSETS_DATA_DIR=${2:-data}
 export AGE_ASSETS_DATASET=utkface:../shared/data/utkface
-export AGE_ASSETS_BACKBONES=mobilenet_v3_small,mobilenet_v2
+export AGE_ASSETS_BACKBONES=${AGE_ASSETS_BACKBONES:-$(.venv/bin/python -c \
+  "from age_assets.definitions import DEFAULT_BACKBONES; print(DEFAULT_BACKBONES)")}
 export AGE_ASSETS_WEIGHTS_DIR=../shared/weights
 export DAGSTER_HOME=$(realpath -m "$AGE_ASSETS_DATA_DIR")/dagster
 mkdir -p "$DAGSTER_HOME" && cp -n data/dagster/dagster.yaml "$DAGSTER_HOME/" 2>/dev/null || true
-assets="raw_dataset image_arrays augmented_train classifier_mobilenet_v2 classifier_mobilenet_v3_small
-  model_mobilenet_v2 model_mobilenet_v3_small ensemble bucket_ensemble evaluation_report exported_model"
+trained=$(for b in ${AGE_ASSETS_BACKBONES//,/ }; do echo "classifier_$b model_$b"; done)
+assets="raw_dataset image_arrays augmented_train $trained ensemble bucket_ensemble evaluation_report exported_model"
 seed_config=()
 if [[ -n "${SEED:-}" ]]; then
   seed_file=$(mktemp --suffix .yaml)

@@ -1,4 +1,4 @@
-"""ImageNet backbones from ``keras.applications``: a table of plain data, Keras only to build one.
+"""ImageNet backbones: a table of plain data, Keras only to build one.
 
 Each entry names its constructor, its native input size and feature width (channels after global
 average pooling), and the input scaling its weights expect, so that reading the table, listing the
@@ -7,6 +7,7 @@ code location and preprocessing images need no Keras.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -18,18 +19,28 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Backbone:
-    """A no-top ``keras.applications`` model and the input scaling its weights expect.
+    """A no-top model and the input scaling its weights expect.
 
     Keras' ``preprocess_input`` for the model equals ``x * scale + offset``: (1, 0) where the model
-    rescales inside itself (MobileNetV3, EfficientNet), (1/127.5, -1) in Keras' 'tf' mode.
+    rescales inside itself (MobileNetV3, EfficientNet), (1/127.5, -1) in Keras' 'tf' mode, (1/128,
+    -127/128) for EfficientNet-Lite.
     """
 
     name: str
-    constructor: str  # an attribute of keras.applications
+    constructor: str  # an attribute of keras.applications, or "module:function" taking the same arguments
     input_size: int  # the side of the square images its ImageNet weights were trained on
     feature_width: int  # channels of its last feature map: the length of a pooled feature vector
     scale: float = 1.0
     offset: float = 0.0
+
+    def resolve_constructor(self) -> Callable[..., keras.Model]:
+        """The function ``constructor`` names (importing Keras)."""
+        import importlib
+
+        import keras
+
+        module, _, function = self.constructor.rpartition(":")
+        return getattr(importlib.import_module(module) if module else keras.applications, function)
 
     def preprocess_input(self, images: np.ndarray) -> np.ndarray:
         """Float pixels 0-255 as the input the backbone's weights expect.
@@ -52,6 +63,8 @@ BACKBONES: dict[str, Backbone] = {
         Backbone("mobilenet_v2", "MobileNetV2", 224, 1280, **_TF_MODE),
         Backbone("nasnet_mobile", "NASNetMobile", 224, 1056, **_TF_MODE),
         Backbone("efficientnet_b0", "EfficientNetB0", 224, 1280),
+        Backbone("efficientnet_lite0", "age_assets.ml.efficientnet_lite:EfficientNetLite0", 224, 1280,
+                 scale=1 / 128, offset=-127 / 128),
     ]
 }
 
@@ -74,12 +87,16 @@ def build_backbone(name: str, image_size: int, weights: str | None) -> keras.Mod
     """
     import keras
 
-    backbone = get_backbone(name)
-    constructor = getattr(keras.applications, backbone.constructor)
+    constructor = get_backbone(name).resolve_constructor()
     try:
         model = constructor(include_top=False, weights=weights, input_shape=(image_size, image_size, 3))
     except (ValueError, TypeError):
         raise
+    except FileNotFoundError as error:  # a weights package that is not installed says which
+        if weights != "imagenet":
+            raise
+        raise WeightsUnavailable(f"{error}; or set AGE_ASSETS_WEIGHTS_DIR to a folder holding "
+                                 f"{name}.weights.h5") from error
     except Exception as error:  # keras raises plain Exceptions for failed downloads
         if weights != "imagenet":
             raise
