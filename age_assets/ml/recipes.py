@@ -3,8 +3,9 @@ defaults.
 
 How far down a backbone trains trades accuracy against the cost of its epochs, and that trade
 differs per backbone: MobileNetV3Small's last five inverted-residual blocks train on cached
-feature maps of the fourfold augmented training split; MobileNetV2's last block and final
-convolution on the plain split, whose feature pass costs a quarter of the augmented one's. The
+feature maps of the fourfold augmented training split; EfficientNet-Lite0's last eight blocks
+(from ``block6a``) and MobileNetV2's last block and final convolution on the plain split, whose
+feature pass costs a quarter of the augmented one's. The
 learning rate decays along a cosine to 0 over the given epochs (``training.learning_rate``), and
 patience lets every epoch run: the last, smallest steps are where the validation score is best.
 Backbones not measured here train their head alone on a frozen backbone (README, Results).
@@ -36,6 +37,8 @@ KINDS = ("model", "classifier")
 CPU_RECIPES: dict[tuple[str, str], Recipe] = {
     ("mobilenet_v3_small", "model"): Recipe(train_last=77, train_on="augmented", epochs=3, patience=3),
     ("mobilenet_v3_small", "classifier"): Recipe(train_last=77, train_on="augmented", epochs=3, patience=3),
+    ("efficientnet_lite0", "model"): Recipe(train_last=46, train_on="plain", epochs=6, patience=6),
+    ("efficientnet_lite0", "classifier"): Recipe(train_last=46, train_on="plain", epochs=6, patience=6),
     ("mobilenet_v2", "model"): Recipe(train_last=11, train_on="plain", epochs=8, patience=8),
     ("mobilenet_v2", "classifier"): Recipe(train_last=11, train_on="plain", epochs=6, patience=6),
 }
