@@ -12,6 +12,7 @@ from PIL import Image
 
 from age_assets.artifacts import Ensemble, Export
 from age_assets.cli import main
+from age_assets.definitions import DEFAULT_BACKBONES
 from age_assets.ml.buckets import BUCKET_LABELS, age_to_bucket
 from age_assets.ml.metrics import mae
 from age_assets.serving.scenes import background, box_iou, make_scene
@@ -20,15 +21,18 @@ from age_assets_tests.conftest import SHARED_UTKFACE, SHARED_WEIGHTS, synthetic_
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.shared,
-    pytest.mark.skipif(not (SHARED_WEIGHTS / "mobilenet_v2.weights.h5").is_file(), reason="needs ../shared/weights"),
+    pytest.mark.skipif(not (SHARED_WEIGHTS / "mobilenet_v3_small.weights.h5").is_file(),
+                       reason="needs ../shared/weights"),
     pytest.mark.xdist_group("graph"),  # one worker builds the module's graph once
 ]
-BACKBONES = ("mobilenet_v3_small", "mobilenet_v2")
+BACKBONES = tuple(DEFAULT_BACKBONES.split(","))  # the graph as `make run` builds it
+FIRST, SECOND = BACKBONES
+TRAINED = {f"{kind}_{b}" for kind in ("model", "classifier") for b in BACKBONES}
 TRAIN = {"epochs": 4, "units": 32, "learning_rate": 1e-2, "patience": 4, "train_last": 0}
 CONFIG = {"ops": {
     "image_arrays": {"config": {"image_size": 32}},
     "augmented_train": {"config": {"factor": 2}},
-    **{f"{kind}_{b}": {"config": TRAIN} for kind in ("model", "classifier") for b in BACKBONES},
+    **{name: {"config": TRAIN} for name in TRAINED},
 }}
 
 
@@ -53,10 +57,9 @@ def test_report_has_every_model_and_its_keys(graph) -> None:
     root, result = graph
     report = json.loads((root / "data" / "reports" / "evaluation.json").read_text())
     assert set(report) == {"dataset", "ages", "classifiers"}
-    assert set(report["ages"]) == {"model_mobilenet_v3_small", "model_mobilenet_v2", "classifier_mobilenet_v3_small",
-                                   "classifier_mobilenet_v2", "ensemble"}, "classifiers over years give ages too"
-    assert set(report["classifiers"]) == {"classifier_mobilenet_v3_small", "classifier_mobilenet_v2",
-                                          "classifiers_averaged", "bucket_ensemble"}
+    assert set(report["ages"]) == TRAINED | {"ensemble"}, "classifiers over years give ages too"
+    assert set(report["classifiers"]) == {f"classifier_{b}" for b in BACKBONES} | {"classifiers_averaged",
+                                                                                   "bucket_ensemble"}
     for metrics in report["ages"].values():
         assert {"mae", "cs5", "bucket_accuracy", "bucket_macro_f1", "mae_per_bucket",
                 "confusion_matrix"} <= set(metrics)
@@ -76,11 +79,10 @@ def test_ensemble_weights_are_fitted_and_compared_with_the_study(graph) -> None:
     weights = [m["weight"] for m in info["members"]]
     assert all(w >= 0 for w in weights) and any(w > 0 for w in weights)
     assert "val_mae_regressors_study_weights_0.6_0.4" in info
-    assert {m["name"] for m in info["members"]} == {"model_mobilenet_v3_small", "model_mobilenet_v2",
-                                                    "classifier_mobilenet_v3_small", "classifier_mobilenet_v2"}
-    assert info["val_mae_ensemble"] <= max(info["val_mae_model_mobilenet_v3_small"], info["val_mae_model_mobilenet_v2"])
-    model_meta = result.asset_materializations_for_node("model_mobilenet_v2")[0].metadata
-    model = result.output_for_node("model_mobilenet_v2")
+    assert {m["name"] for m in info["members"]} == TRAINED
+    assert info["val_mae_ensemble"] <= max(info[f"val_mae_model_{FIRST}"], info[f"val_mae_model_{SECOND}"])
+    model_meta = result.asset_materializations_for_node(f"model_{SECOND}")[0].metadata
+    model = result.output_for_node(f"model_{SECOND}")
     labels = result.output_for_node("image_arrays").labels("valid")
     stored = mae(model.predictions("valid")["age"], labels["real_age"])
     assert model_meta["val_mae"].value == pytest.approx(stored, abs=0.006), "of the stored (mirror-averaged) ages"
@@ -89,8 +91,8 @@ def test_ensemble_weights_are_fitted_and_compared_with_the_study(graph) -> None:
     assert model.info()["settings"] | TRAIN == model.info()["settings"], "info.json holds every setting"
     assert {"train_on", "dropout", "seed", "loss", "output", "batch_size"} <= set(model.info()["settings"])
     assert model_meta["learning_curves"].value.startswith("![learning curves](data:image/png;base64,")
-    classifier_meta = result.asset_materializations_for_node("classifier_mobilenet_v2")[0].metadata
-    classifier = result.output_for_node("classifier_mobilenet_v2")
+    classifier_meta = result.asset_materializations_for_node(f"classifier_{SECOND}")[0].metadata
+    classifier = result.output_for_node(f"classifier_{SECOND}")
     truth = age_to_bucket(result.output_for_node("image_arrays").labels("valid")["real_age"].to_numpy())
     predicted = classifier.predictions("valid")["bucket"].to_numpy()
     assert classifier_meta["val_accuracy"].value == pytest.approx(np.mean(predicted == truth), abs=6e-4)
