@@ -26,7 +26,7 @@ pytestmark = [
     pytest.mark.xdist_group("graph"),  # one worker builds the module's graph once
 ]
 BACKBONES = tuple(DEFAULT_BACKBONES.split(","))  # the graph as `make run` builds it
-FIRST, SECOND = BACKBONES
+LAST = BACKBONES[-1]
 TRAINED = {f"{kind}_{b}" for kind in ("model", "classifier") for b in BACKBONES}
 TRAIN = {"epochs": 4, "units": 32, "learning_rate": 1e-2, "patience": 4, "train_last": 0}
 CONFIG = {"ops": {
@@ -80,9 +80,9 @@ def test_ensemble_weights_are_fitted_and_compared_with_the_study(graph) -> None:
     assert all(w >= 0 for w in weights) and any(w > 0 for w in weights)
     assert "val_mae_regressors_study_weights_0.6_0.4" in info
     assert {m["name"] for m in info["members"]} == TRAINED
-    assert info["val_mae_ensemble"] <= max(info[f"val_mae_model_{FIRST}"], info[f"val_mae_model_{SECOND}"])
-    model_meta = result.asset_materializations_for_node(f"model_{SECOND}")[0].metadata
-    model = result.output_for_node(f"model_{SECOND}")
+    assert info["val_mae_ensemble"] <= max(info[f"val_mae_model_{b}"] for b in BACKBONES)
+    model_meta = result.asset_materializations_for_node(f"model_{LAST}")[0].metadata
+    model = result.output_for_node(f"model_{LAST}")
     labels = result.output_for_node("image_arrays").labels("valid")
     stored = mae(model.predictions("valid")["age"], labels["real_age"])
     assert model_meta["val_mae"].value == pytest.approx(stored, abs=0.006), "of the stored (mirror-averaged) ages"
@@ -91,8 +91,8 @@ def test_ensemble_weights_are_fitted_and_compared_with_the_study(graph) -> None:
     assert model.info()["settings"] | TRAIN == model.info()["settings"], "info.json holds every setting"
     assert {"train_on", "dropout", "seed", "loss", "output", "batch_size"} <= set(model.info()["settings"])
     assert model_meta["learning_curves"].value.startswith("![learning curves](data:image/png;base64,")
-    classifier_meta = result.asset_materializations_for_node(f"classifier_{SECOND}")[0].metadata
-    classifier = result.output_for_node(f"classifier_{SECOND}")
+    classifier_meta = result.asset_materializations_for_node(f"classifier_{LAST}")[0].metadata
+    classifier = result.output_for_node(f"classifier_{LAST}")
     truth = age_to_bucket(result.output_for_node("image_arrays").labels("valid")["real_age"].to_numpy())
     predicted = classifier.predictions("valid")["bucket"].to_numpy()
     assert classifier_meta["val_accuracy"].value == pytest.approx(np.mean(predicted == truth), abs=6e-4)

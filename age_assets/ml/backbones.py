@@ -21,9 +21,9 @@ if TYPE_CHECKING:
 class Backbone:
     """A no-top model and the input scaling its weights expect.
 
-    Keras' ``preprocess_input`` for the model equals ``x * scale + offset``: (1, 0) where the model
-    rescales inside itself (MobileNetV3, EfficientNet), (1/127.5, -1) in Keras' 'tf' mode, (1/128,
-    -127/128) for EfficientNet-Lite.
+    The ``preprocess_input`` of the model's module (Keras', or ``efficientnet_lite``'s) equals ``x *
+    scale + offset``: (1, 0) where the model rescales inside itself (MobileNetV3, EfficientNet),
+    (1/127.5, -1) in Keras' 'tf' mode, (1/128, -127/128) for EfficientNet-Lite.
     """
 
     name: str
@@ -70,7 +70,7 @@ BACKBONES: dict[str, Backbone] = {
 
 
 class WeightsUnavailable(RuntimeError):
-    """ImageNet weights could neither be found on disk nor downloaded."""
+    """ImageNet weights could neither be found on disk nor downloaded or installed."""
 
 
 def get_backbone(name: str) -> Backbone:
@@ -90,13 +90,8 @@ def build_backbone(name: str, image_size: int, weights: str | None) -> keras.Mod
     constructor = get_backbone(name).resolve_constructor()
     try:
         model = constructor(include_top=False, weights=weights, input_shape=(image_size, image_size, 3))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, WeightsUnavailable):
         raise
-    except FileNotFoundError as error:  # a weights package that is not installed says which
-        if weights != "imagenet":
-            raise
-        raise WeightsUnavailable(f"{error}; or set AGE_ASSETS_WEIGHTS_DIR to a folder holding "
-                                 f"{name}.weights.h5") from error
     except Exception as error:  # keras raises plain Exceptions for failed downloads
         if weights != "imagenet":
             raise

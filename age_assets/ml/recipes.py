@@ -3,11 +3,11 @@ defaults.
 
 How far down a backbone trains trades accuracy against the cost of its epochs, and that trade
 differs per backbone: MobileNetV3Small's last five inverted-residual blocks train on cached
-feature maps of the fourfold augmented training split; EfficientNet-Lite0's last eight blocks
-(from ``block6a``) and MobileNetV2's last block and final convolution on the plain split, whose
-feature pass costs a quarter of the augmented one's. The
-learning rate decays along a cosine to 0 over the given epochs (``training.learning_rate``), and
-patience lets every epoch run: the last, smallest steps are where the validation score is best.
+feature maps of the fourfold augmented training split; EfficientNet-Lite0's last five blocks
+(from ``block6a``) and final convolution, and MobileNetV2's last block and final convolution, on
+the plain split, whose feature pass costs a quarter of the augmented one's. The learning rate
+decays along a cosine to 0 over the given epochs (``training.learning_rate``), and patience lets
+every epoch run: the last, smallest steps are where the validation score is best.
 Backbones not measured here train their head alone on a frozen backbone (README, Results).
 """
 
