@@ -11,8 +11,8 @@ cd "$(dirname "$0")/.."
 config=${1:-best_cpu}
 export AGE_ASSETS_DATA_DIR=${2:-data}
 export AGE_ASSETS_DATASET=utkface:../shared/data/utkface
-export AGE_ASSETS_BACKBONES=${AGE_ASSETS_BACKBONES:-$(.venv/bin/python -c \
-  "from age_assets.definitions import DEFAULT_BACKBONES; print(DEFAULT_BACKBONES)")}
+defaults=$(.venv/bin/python -c "from age_assets.definitions import DEFAULT_BACKBONES; print(DEFAULT_BACKBONES)")
+export AGE_ASSETS_BACKBONES=${AGE_ASSETS_BACKBONES:-$defaults}
 export AGE_ASSETS_WEIGHTS_DIR=../shared/weights
 export DAGSTER_HOME=$(realpath -m "$AGE_ASSETS_DATA_DIR")/dagster
 mkdir -p "$DAGSTER_HOME" && cp -n data/dagster/dagster.yaml "$DAGSTER_HOME/" 2>/dev/null || true
