@@ -152,13 +152,27 @@ def test_weights_are_named_by_their_content_not_their_path(tmp_path: Path) -> No
     assert weights_identity(str(first)) != before, "a file replaced at the same path is new weights"
 
 
+@pytest.mark.shared
+@pytest.mark.skipif(not V3_WEIGHTS.is_file(), reason="needs ImageNet weights for mobilenet_v3_small")
+def test_the_same_spec_trains_the_same_model_whatever_ran_before_it(tmp_path: Path) -> None:
+    stack = _stack(tmp_path, "faces", np.linspace(5.0, 80.0, 8))
+    spec = EstimatorSpec(backbone="mobilenet_v3_small", weights=str(V3_WEIGHTS), image_size=32,
+                         head=HeadSpec(units=16), fit=FitSpec(epochs=2, batch_size=4))
+    first = train_estimator(spec, stack, stack, {"valid": stack}, tmp_path / "first", log=lambda _: None)
+    keras.layers.Dense(64).build((None, 64))
+    np.random.default_rng().random(100)
+    again = train_estimator(spec, stack, stack, {"valid": stack}, tmp_path / "again", log=lambda _: None)
+    np.testing.assert_array_equal(first.predictions["valid"], again.predictions["valid"])
+    assert np.ptp(first.predictions["valid"]) > 0
+
+
 @pytest.mark.slow
 @pytest.mark.shared
 @pytest.mark.skipif(not V3_WEIGHTS.is_file(), reason="needs ImageNet weights for mobilenet_v3_small")
 def test_cached_features_follow_the_weights_file_wherever_it_lies(tmp_path: Path) -> None:
     stack = _stack(tmp_path, "faces", np.array([5.0, 30.0, 60.0, 80.0]))
     spec = EstimatorSpec(backbone="mobilenet_v3_small", weights=str(V3_WEIGHTS), image_size=32,
-                         head=HeadSpec(units=4), fit=FitSpec(epochs=1, batch_size=4))
+                         head=HeadSpec(units=32), fit=FitSpec(epochs=1, batch_size=4))
     first: list[str] = []
     train_estimator(spec, stack, stack, {}, tmp_path / "cache", log=first.append)
     assert any(m.startswith("computing") for m in first)

@@ -92,9 +92,11 @@ def train_estimator(
     the same face). A classifier with ``spec.age_sigma`` learns a distribution over years from the
     true ages (``ml.age_distribution``); its model outputs that distribution, its predictions sum it
     into buckets, and its ``ages`` are the distributions' medians. ``checkpoints`` and
-    ``tensorboard``: see ``fit``.
+    ``tensorboard``: see ``fit``. ``spec.fit.seed`` fixes the head's first weights as well as the
+    order of the batches, so the same spec trains the same model whatever ran before it.
     """
     over_years = bool(spec.classes and spec.age_sigma)
+    keras.utils.set_random_seed(spec.fit.seed)
     model = build_model(spec.backbone, spec.image_size, spec.weights, spec.head, spec.train_last,
                         YEARS if over_years else spec.classes, AgeScale.of(train.targets))
     cut = cut_at_frozen_boundary(model)
