@@ -1,6 +1,6 @@
 """The baseline that `bench/predict_speed.py` measures against: ages of face crops from the stored
-ensemble through Keras and TensorFlow (each member's `.keras` model, mirror averaging, member weights),
-as `age-assets predict` computed them before the exported model existed.
+ensemble through Keras and TensorFlow (each member's `.keras` model, mirror averaging, a classifier's
+median age, member weights), as `age-assets predict` computed them before the exported model existed.
 
 Usage: python bench/keras_ensemble_predict.py ENSEMBLE_FOLDER IMAGE... > ages.csv
 """
@@ -13,9 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
+from age_assets.ml.age_distribution import median_age
 from age_assets.ml.backbones import get_backbone
 from age_assets.ml.estimator import predict_images
 from age_assets.ml.images import load_rgb
+
+
+def member_ages(outputs: np.ndarray, classifier: bool) -> np.ndarray:
+    """A regressor's ages, or the median ages of a classifier's distributions over years."""
+    return np.asarray(median_age(outputs) if classifier else outputs).reshape(-1)
 
 
 def main(folder: Path, paths: list[str], batch: int = 64) -> None:
@@ -23,13 +29,14 @@ def main(folder: Path, paths: list[str], batch: int = 64) -> None:
 
     info = json.loads((folder / "ensemble.json").read_text())
     members = [(get_backbone(m["backbone"]).preprocess_input, keras.models.load_model(folder / m["model"]),
-                bool(m.get("mirror_average", False)), m["weight"]) for m in info["members"]]
+                bool(m.get("mirror_average", False)), m["weight"], m.get("kind") == "classifier")
+               for m in info["members"]]
     print("path,age")
     for start in range(0, len(paths), batch):
         names = paths[start:start + batch]
         images = np.stack([load_rgb(p, info["image_size"]) for p in names])
-        ages = sum(w * predict_images(model, preprocess, images, mirror).reshape(-1)
-                   for preprocess, model, mirror, w in members)
+        ages = sum(w * member_ages(predict_images(model, preprocess, images, mirror), classifier)
+                   for preprocess, model, mirror, w, classifier in members)
         print("\n".join(f"{p},{a:.1f}" for p, a in zip(names, ages)))
 
 
