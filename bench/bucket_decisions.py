@@ -19,7 +19,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from age_assets.artifacts import PROBABILITY_COLUMNS, Ensemble, ImageSet, TrainedModel
 from age_assets.definitions import DEFAULT_BACKBONES
-from age_assets.ml.bucket_stacking import FLOOR, bucket_stacker, stacking_inputs
+from age_assets.ml.bucket_stacking import bucket_stacker, stacking_inputs
 from age_assets.ml.buckets import BUCKET_UPPER_AGES, age_to_bucket
 from age_assets.resources import Storage
 
@@ -70,7 +70,7 @@ def main(data_dir: str, backbones: list[str]) -> None:
     probabilities = [c[PROBABILITY_COLUMNS].to_numpy() for c in classifiers]
     averaged = np.mean(probabilities, axis=0)
     stacked = stacking_inputs(ages, probabilities)
-    separate = np.column_stack([ages, *(np.log(np.clip(p, FLOOR, 1.0)) for p in probabilities)])
+    separate = np.column_stack([ages, *(stacking_inputs(ages, [p])[:, 1:] for p in probabilities)])
 
     def stacker(c: float) -> Decision:
         def decide(train: np.ndarray, buckets: np.ndarray, rows: np.ndarray) -> np.ndarray:

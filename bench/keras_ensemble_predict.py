@@ -13,15 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from age_assets.ml.age_distribution import median_age
 from age_assets.ml.backbones import get_backbone
 from age_assets.ml.estimator import predict_images
+from age_assets.ml.export import age_and_buckets
 from age_assets.ml.images import load_rgb
-
-
-def member_ages(outputs: np.ndarray, classifier: bool) -> np.ndarray:
-    """A regressor's ages, or the median ages of a classifier's distributions over years."""
-    return np.asarray(median_age(outputs) if classifier else outputs).reshape(-1)
 
 
 def main(folder: Path, paths: list[str], batch: int = 64) -> None:
@@ -29,14 +24,13 @@ def main(folder: Path, paths: list[str], batch: int = 64) -> None:
 
     info = json.loads((folder / "ensemble.json").read_text())
     members = [(get_backbone(m["backbone"]).preprocess_input, keras.models.load_model(folder / m["model"]),
-                bool(m.get("mirror_average", False)), m["weight"], m.get("kind") == "classifier")
-               for m in info["members"]]
+                bool(m.get("mirror_average", False)), m["weight"]) for m in info["members"]]
     print("path,age")
     for start in range(0, len(paths), batch):
         names = paths[start:start + batch]
         images = np.stack([load_rgb(p, info["image_size"]) for p in names])
-        ages = sum(w * member_ages(predict_images(model, preprocess, images, mirror), classifier)
-                   for preprocess, model, mirror, w, classifier in members)
+        ages = sum(w * keras.ops.convert_to_numpy(age_and_buckets(predict_images(model, preprocess, images, mirror))[0])
+                   for preprocess, model, mirror, w in members)
         print("\n".join(f"{p},{a:.1f}" for p, a in zip(names, ages)))
 
 

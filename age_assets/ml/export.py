@@ -139,7 +139,7 @@ def _stacked_buckets(stacker: Pipeline, age: object, probabilities: object) -> o
     return ops.matmul(known, scatter)
 
 
-def _age_and_buckets(output: Any) -> tuple[Any, Any]:
+def age_and_buckets(output: Any) -> tuple[Any, Any]:
     """A member's output as (age [N], bucket probabilities [N, 7]), either None where it has none."""
     width = output.shape[-1]
     if width == 1:
@@ -162,7 +162,7 @@ def inference_model(image_size: int, members: Sequence[Member], stacker: Pipelin
     for member in members:
         if not member.age_weight and not member.buckets:
             continue
-        age, buckets = _age_and_buckets(outputs(member))
+        age, buckets = age_and_buckets(outputs(member))
         if member.age_weight:
             if age is None:
                 raise ValueError(f"{member.model.name} gives no age, yet has an ensemble weight")
