@@ -48,10 +48,6 @@ EDGE_STEPS = np.arange(-3, 3.01, 0.25)
 """How far, in years, ``tuned_edges`` tries moving each bucket edge."""
 
 
-SHRINKS = (0.0, 0.025, 0.05, 0.075, 0.1)
-"""Shares by which the headroom table shrinks every error of the ensemble."""
-
-
 def tuned_edges(ages: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """Bucket edges on the predicted age moved one at a time, twice over, to the best accuracy on ``ages``."""
     edges = BUCKET_UPPER_AGES + 0.5
@@ -66,11 +62,16 @@ def tuned_edges(ages: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return np.sort(edges)
 
 
+SHRINKS = (0.0, 0.025, 0.05, 0.075, 0.1)
+"""Shares by which the headroom table shrinks every error of the ensemble."""
+
+
 def main(data_dir: str, backbones: list[str]) -> None:
     instance = dg.DagsterInstance.get()
     storage = Storage(data_dir=data_dir)
     images = ImageSet(*folder(instance, storage, "image_arrays"))
-    truth = age_to_bucket(images.labels("valid")["real_age"].to_numpy())
+    real = images.labels("valid")["real_age"].to_numpy(np.float64)
+    truth = age_to_bucket(real)
     ages = Ensemble(*folder(instance, storage, "ensemble")).predictions("valid")["age"].to_numpy()
     classifiers = [TrainedModel(*folder(instance, storage, f"classifier_{b}")).predictions("valid") for b in backbones]
     probabilities = [c[PROBABILITY_COLUMNS].to_numpy() for c in classifiers]
@@ -100,7 +101,6 @@ def main(data_dir: str, backbones: list[str]) -> None:
         ("the stacker on each classifier's probabilities (held out)", separate, stacker(1.0)),
     ]:
         print(f"| {name} | {held_out(decide, rows, truth):.3f} |")
-    real = images.labels("valid")["real_age"].to_numpy(np.float64)
     print("\n| the ensemble's errors | MAE | accuracy, ages mapped |\n|---|---|---|")
     for shrink in SHRINKS:
         shrunk = real + (1 - shrink) * (ages - real)
