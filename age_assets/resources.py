@@ -85,7 +85,8 @@ class BackboneWeights(dg.ConfigurableResource):
 
     weights_dir: str = Field(
         default="",
-        description="Folder of <backbone>.weights.h5 no-top files; backbones without one download 'imagenet'",
+        description="Folder of <backbone>.weights.h5 no-top files (and hse_faceres/ for mobilenet_v1_faces); "
+                    "backbones without one download their published weights",
     )
 
     def source(self, backbone: str) -> str:

@@ -1,4 +1,4 @@
-"""ImageNet backbones: a table of plain data, Keras only to build one.
+"""Pretrained backbones (ImageNet, or faces): a table of plain data, Keras only to build one.
 
 Each entry names its constructor, its native input size and feature width (channels after global
 average pooling), and the input scaling its weights expect, so that reading the table, listing the
@@ -32,6 +32,12 @@ class Backbone:
     feature_width: int  # channels of its last feature map: the length of a pooled feature vector
     scale: float = 1.0
     offset: float = 0.0
+    weights_file: str = ""  # its pretrained weights' file in a weights folder; "" for <name>.weights.h5
+    domain: str = "imagenet"  # what its weights were trained on
+
+    @property
+    def weights_file_name(self) -> str:
+        return self.weights_file or f"{self.name}.weights.h5"
 
     def resolve_constructor(self) -> Callable[..., keras.Model]:
         """The function ``constructor`` names (importing Keras)."""
@@ -65,6 +71,8 @@ BACKBONES: dict[str, Backbone] = {
         Backbone("efficientnet_b0", "EfficientNetB0", 224, 1280),
         Backbone("efficientnet_lite0", "age_assets.ml.efficientnet_lite:EfficientNetLite0", 224, 1280,
                  scale=1 / 128, offset=-127 / 128),
+        Backbone("mobilenet_v1_faces", "age_assets.ml.face_mobilenet:FaceMobileNet", 224, 1024,
+                 weights_file="hse_faceres/faceres-deep.json", domain="faces (VGGFace2 identities, then age)"),
     ]
 }
 

@@ -6,12 +6,16 @@ import functools
 from pathlib import Path
 
 from age_assets.datasets.download import file_checksum
+from age_assets.storage import fingerprint
 
 
 def weights_source(name: str, weights_dir: str | Path | None) -> str:
-    """``<weights_dir>/<name>.weights.h5`` where that file exists, else ``"imagenet"`` (downloaded)."""
+    """The backbone's weights file in ``weights_dir`` (``<name>.weights.h5``, or the file its table
+    entry names) where it exists, else ``"imagenet"``: its published pretrained weights, downloaded."""
+    from age_assets.ml.backbones import get_backbone
+
     if weights_dir:
-        path = Path(weights_dir) / f"{name}.weights.h5"
+        path = Path(weights_dir) / get_backbone(name).weights_file_name
         if path.is_file():
             return str(path)
     return "imagenet"
@@ -27,8 +31,17 @@ def weights_identity(source: str | None) -> str:
     if source is None or source == "imagenet":
         return str(source)
     path = Path(source).resolve()
-    stat = path.stat()
-    return _digest(path, stat.st_size, stat.st_mtime_ns)
+    files = [path, *_tfjs_weight_files(path)] if path.suffix == ".json" else [path]
+    digests = [_digest(f, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    return digests[0] if len(digests) == 1 else fingerprint(*digests)
+
+
+def _tfjs_weight_files(model_json: Path) -> list[Path]:
+    """The ``.bin`` files a TensorFlow.js ``model.json`` names, beside it."""
+    import json
+
+    manifest = json.loads(model_json.read_text()).get("weightsManifest", [])
+    return [model_json.parent / p for group in manifest for p in group["paths"]]
 
 
 @functools.lru_cache(maxsize=32)
