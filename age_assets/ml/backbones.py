@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -59,7 +59,7 @@ class Backbone:
         return images / np.float32(1 / self.scale) + np.float32(self.offset)
 
 
-_TF_MODE = {"scale": 1 / 127.5, "offset": -1.0}  # pixels to [-1, 1]
+_TF_MODE: dict[str, Any] = {"scale": 1 / 127.5, "offset": -1.0}  # pixels to [-1, 1]
 
 BACKBONES: dict[str, Backbone] = {
     b.name: b
