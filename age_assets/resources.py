@@ -23,7 +23,8 @@ class DatasetSource(dg.ConfigurableResource):
 
     spec: str = Field(
         default="appa-real",
-        description="'appa-real' (download), 'appa-real:/path/to/archive-or-folder' or 'utkface:/path/to/folder'",
+        description="'appa-real' (download), 'appa-real:/path/to/archive-or-folder', 'utkface:/path/to/folder' or "
+                    "'fgnet:/path/to/folder' (whole photos, faces cut by the detector)",
     )
     test_spec: str = Field(
         default="", description="Optional source, same syntax, whose images replace the test split"

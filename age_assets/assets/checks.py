@@ -34,8 +34,8 @@ def image_arrays_problems(images: ImageSet) -> list[str]:
         bad = labels[ages.isna() | (ages < 0) | (ages > MAX_LABEL_AGE)]
         if len(bad):
             problems.append(f"split {split}: {len(bad)} labels outside 0-{MAX_LABEL_AGE}, e.g. "
-                            f"{bad['face_path'].iloc[0]} = {bad['real_age'].iloc[0]}")
-        paths[split] = set(labels["face_path"])
+                            f"{bad['image_path'].iloc[0]} = {bad['real_age'].iloc[0]}")
+        paths[split] = set(labels["face_path"].fillna(labels["image_path"]))
     for i, a in enumerate(SPLITS):
         for b in SPLITS[i + 1:]:
             shared = paths.get(a, set()) & paths.get(b, set())

@@ -1,6 +1,7 @@
 """The data half of the graph: raw_dataset -> image_arrays -> augmented_train."""
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,8 +43,11 @@ class RawDatasetConfig(VersionedConfig):
 
 class ImageArraysConfig(VersionedConfig):
     image_size: int = Field(default=224, description="Side S of the square uint8 [N, S, S, 3] arrays")
-    crop: Literal["face", "full"] = Field(
-        default="face", description="APPA-REAL's face crops or its full images (UTKFace ships crops only)"
+    crop: Literal["face", "full", "detect"] = Field(
+        default="face",
+        description="'face': the dataset's face crops, and where it ships none (whole photos, as FG-NET) the face "
+                    "cut by the detector and crop rule of `predict`; 'full': the whole images, squared; 'detect': "
+                    "every image's face cut by the detector and crop rule, as `predict` cuts it",
     )
     workers: int = Field(default=0, description="Decoding threads; 0 uses every core")
     max_skipped_share: float = Field(
@@ -113,7 +117,7 @@ def raw_dataset(
     check_skipped_share(skipped, len(table) + len(skipped), config.max_skipped_share, "listed images")
     counts = table["split"].value_counts().to_dict()
     _require_every_split(counts, f"dataset {dataset.describe()}")
-    stats = file_stats(sorted(set(table["image_path"]) | set(table["face_path"])))
+    stats = file_stats(sorted(set(table["image_path"]) | set(table["face_path"].dropna())))
     version = data_version(RAW_DATASET_VERSION, config, table.to_csv(index=False), stats)
 
     def write(folder: Path) -> None:
@@ -124,7 +128,8 @@ def raw_dataset(
         train = table[table["split"] == "train"].reset_index(drop=True)
         faces, ages = [], []
         for row in _sample_rows(len(train)):
-            face = try_load_rgb(train.at[row, "face_path"], 96)
+            face = try_load_rgb(train.at[row, "face_path"] if pd.notna(train.at[row, "face_path"])
+                                else train.at[row, "image_path"], 96)
             if not isinstance(face, Skip):
                 faces.append(face)
                 ages.append(train.at[row, "real_age"])
@@ -142,6 +147,45 @@ def raw_dataset(
     return artifact_output(storage, "raw_dataset", version, write, Manifest, started, metadata)
 
 
+def image_sources(table: pd.DataFrame, crop: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per manifest row, the file to read and whether its face is cut by the detector."""
+    if crop == "full":
+        return table["image_path"].to_numpy(str), np.zeros(len(table), bool)
+    if crop == "detect":
+        return table["image_path"].to_numpy(str), np.ones(len(table), bool)
+    whole = table["face_path"].isna().to_numpy()
+    return table["face_path"].fillna(table["image_path"]).to_numpy(str), whole
+
+
+def face_cutting() -> str:
+    """What names the detector and crop rule in a data version: a new rule recuts the faces."""
+    from age_assets.serving.detector import DEFAULT_MODEL
+    from age_assets.serving.face_crops import RULE
+
+    return f"{DEFAULT_MODEL} {RULE}"
+
+
+def image_loader(size: int, detected: set[str]) -> Callable[[str], np.ndarray | Skip]:
+    """Reads each path as ``try_load_rgb`` does, except those in ``detected``: whole photos whose one
+    face is cut as ``predict`` cuts it (``serving.photos.FaceCutter``); a photo with no face or several
+    is a skip with its reason."""
+    if not detected:
+        return lambda path: try_load_rgb(path, size)
+    from age_assets.serving.photos import FaceCutter, PhotoError
+
+    cutter = FaceCutter(size)
+
+    def load(path: str) -> np.ndarray | Skip:
+        if path not in detected:
+            return try_load_rgb(path, size)
+        try:
+            return cutter(path)
+        except PhotoError as error:
+            return Skip(path, str(error).removeprefix(f"{path}: "))
+
+    return load
+
+
 @dg.asset(
     code_version=IMAGE_ARRAYS_VERSION,
     kinds={"numpy"},
@@ -152,18 +196,24 @@ def image_arrays(
     context: dg.AssetExecutionContext, config: ImageArraysConfig, raw_dataset: Manifest, storage: Storage
 ) -> dg.Output[ImageSet]:
     started = time.perf_counter()
-    version = data_version(IMAGE_ARRAYS_VERSION, config, raw_dataset.fingerprint)
-    column = "face_path" if config.crop == "face" else "image_path"
+    table = raw_dataset.table()
+    paths, detected = image_sources(table, config.crop)
+    cutting = [face_cutting()] if detected.any() else []
+    version = data_version(IMAGE_ARRAYS_VERSION, config, raw_dataset.fingerprint, *cutting)
 
     def write(folder: Path) -> None:
-        table = raw_dataset.table()
         skipped: list[Skip] = []
+        load = image_loader(config.image_size, set(paths[detected]))
         for split in SPLITS:
-            rows = table[table["split"] == split].reset_index(drop=True)
-            context.log.info(f"decoding {len(rows)} {split} images at {config.image_size} px")
+            in_split = (table["split"] == split).to_numpy()
+            rows = table[in_split].reset_index(drop=True)
+            cut = int(detected[in_split].sum())
+            context.log.info(f"decoding {len(rows)} {split} images at {config.image_size} px"
+                             + (f", cutting the face out of {cut} whole photos" if cut else ""))
             kept, split_skipped = write_image_stack(
-                list(rows[column]), ImageSet(folder, version).images_path(split), config.image_size,
+                list(paths[in_split]), ImageSet(folder, version).images_path(split), config.image_size,
                 config.workers or None, Progress(context.log.info, f"decoding {split} images", len(rows)).advance,
+                load,
             )
             if not kept.any():
                 raise dg.Failure(f"no {split} image of {raw_dataset.folder / 'manifest.csv'} could be decoded")

@@ -1,4 +1,4 @@
-"""Dataset sources named by a short spec: ``appa-real``, ``appa-real:PATH`` or ``utkface:PATH``."""
+"""Dataset sources named by a short spec: ``appa-real``, ``appa-real:PATH``, ``utkface:PATH`` or ``fgnet:PATH``."""
 
 from __future__ import annotations
 
@@ -11,11 +11,14 @@ import pandas as pd
 from age_assets.datasets.appa_real import read_appa_real
 from age_assets.datasets.archives import extract_archive
 from age_assets.datasets.download import DownloadError, Progress, download
+from age_assets.datasets.fgnet import read_fgnet
 from age_assets.datasets.manifest import Skip, file_stats
 from age_assets.datasets.utkface import read_utkface
 from age_assets.storage import fingerprint
 
-KINDS = ("appa-real", "utkface")
+KINDS = ("appa-real", "utkface", "fgnet")
+FOLDER_READERS = {"utkface": read_utkface, "fgnet": read_fgnet}
+"""Sources that are a folder on disk, and their readers."""
 
 
 class DatasetUnavailable(RuntimeError):
@@ -33,10 +36,10 @@ class SourceSpec:
         if kind not in KINDS:
             raise ValueError(
                 f"unknown dataset {spec!r}: use 'appa-real' (download), 'appa-real:/path/to/archive-or-folder' "
-                "or 'utkface:/path/to/folder'"
+                "'utkface:/path/to/folder' or 'fgnet:/path/to/folder' (whole photos)"
             )
-        if kind == "utkface" and not path:
-            raise ValueError("a UTKFace source needs its folder: 'utkface:/path/to/folder'")
+        if kind in FOLDER_READERS and not path:
+            raise ValueError(f"a {kind} source needs its folder: '{kind}:/path/to/folder'")
         return cls(kind, Path(os.path.abspath(Path(path).expanduser())) if path else None)
 
     def __str__(self) -> str:
@@ -85,9 +88,9 @@ def read_source(
 
     ``split`` puts every image of the source into that one split (used for a custom test set).
     """
-    if spec.kind == "utkface":
+    if spec.kind in FOLDER_READERS:
         assert spec.path is not None
-        return read_utkface(spec.path, split)
+        return FOLDER_READERS[spec.kind](spec.path, split)
     return read_appa_real(_appa_real_folder(spec, workdir, fetch, progress), split)
 
 

@@ -77,6 +77,10 @@ BACKBONES: dict[str, Backbone] = {
 }
 
 
+INPUT_LAYERS = frozenset({"caffe_input"})
+"""Layers inside a backbone that turn pixels into the input its weights expect: never trained."""
+
+
 class WeightsUnavailable(RuntimeError):
     """ImageNet weights could neither be found on disk nor downloaded or installed."""
 

@@ -79,18 +79,20 @@ def try_load_rgb(path: str, size: int) -> np.ndarray | Skip:
 
 def write_image_stack(
     paths: Sequence[str], out: Path, size: int, workers: int | None = None,
-    progress: Callable[[int], None] = no_progress,
+    progress: Callable[[int], None] = no_progress, load: Callable[[str], np.ndarray | Skip] | None = None,
 ) -> tuple[np.ndarray, list[Skip]]:
     """Decode ``paths`` into ``out`` (uint8 [N, size, size, 3] ``.npy``) without holding them all.
 
     Returns a mask of the paths that were written (in order) and the skipped ones with reasons.
-    ``progress`` is called with 1 after each path.
+    ``progress`` is called with 1 after each path. ``load`` reads one path (``try_load_rgb`` at
+    ``size`` by default).
     """
     workers = workers or os.cpu_count() or 1
+    read = load or (lambda p: try_load_rgb(p, size))
     kept = np.zeros(len(paths), dtype=bool)
     skipped: list[Skip] = []
     with StackWriter(out, len(paths), (size, size, 3)) as stack:
-        for i, result in enumerate(ordered_map(lambda p: try_load_rgb(p, size), paths, workers)):
+        for i, result in enumerate(ordered_map(read, paths, workers)):
             if isinstance(result, Skip):
                 skipped.append(result)
             else:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from age_assets.ml.backbones import build_backbone
+from age_assets.ml.backbones import INPUT_LAYERS, build_backbone
 from age_assets.ml.specs import HeadSpec
 
 MAX_OUTPUT_AGE = 100.0
@@ -63,7 +63,10 @@ def build_model(
     a mixed-precision policy.
     """
     base = build_backbone(backbone, image_size, weights)
-    layers = base.layers[1:]
+    for layer in base.layers:
+        if layer.name in INPUT_LAYERS:
+            layer.trainable = False
+    layers = [layer for layer in base.layers[1:] if layer.name not in INPUT_LAYERS]
     trainable = layers if train_last < 0 else layers[len(layers) - train_last:] if train_last else []
     for layer in layers:
         layer.trainable = layer in trainable and not isinstance(layer, keras.layers.BatchNormalization)

@@ -26,6 +26,10 @@ class PhotoTooLarge(PhotoError):
     """More pixels than the limit allows."""
 
 
+class NotOneFace(PhotoError):
+    """A picture with no face, or several, where one face is needed."""
+
+
 @dataclass(frozen=True)
 class FaceAge:
     """One face: where it is, how sure the detector was, and what the model says of it."""
@@ -84,12 +88,12 @@ class AgeEstimator:
         """Every face found in ``image`` (uint8 RGB [H, W, 3]), largest detector score first."""
         if self.detector is None:
             return self.crops([image])
-        from age_assets.serving.face_crops import crop_face
+        from age_assets.serving.face_crops import cut_faces
 
-        found = self.detector.detect(image)
-        boxes = [(round(x), round(y), round(w), round(h)) for x, y, w, h in (f.box for f in found)]
-        return self._ages([crop_face(image, f, self.image_size) for f in found], boxes,
-                          [round(float(f.score), 4) for f in found], list(range(len(found))))
+        found = cut_faces(image, self.detector, self.image_size)
+        boxes = [(round(x), round(y), round(w), round(h)) for x, y, w, h in (f.box for f, _ in found)]
+        return self._ages([crop for _, crop in found], boxes, [round(float(f.score), 4) for f, _ in found],
+                          list(range(len(found))))
 
     def crops(self, images: Sequence[np.ndarray]) -> list[FaceAge]:
         """One FaceAge for each picture taken whole as a face crop (index 0, the picture as its box),
@@ -107,3 +111,29 @@ class AgeEstimator:
         return [FaceAge(i, box, score, round(float(age), 2), labels[int(np.argmax(p))],
                         {label: round(float(v), 4) for label, v in zip(labels, p)})
                 for i, box, score, age, p in zip(indices, boxes, scores, ages, buckets)]
+
+
+class FaceCutter:
+    """The one face of a whole photo, cut as ``predict`` cuts every face: ``decode_photo``, the face
+    detector and the crop rule (``face_crops.cut_faces``). ``image_arrays`` reads whole photos with it,
+    so a model is trained and evaluated on the faces it will be given."""
+
+    def __init__(self, size: int, max_pixels: int = MAX_PIXELS, threads: int | None = None) -> None:
+        from age_assets.serving.detector import FaceDetector
+
+        self.size, self.max_pixels = size, max_pixels
+        self.detector = FaceDetector(threads=threads)
+
+    def __call__(self, path: str | Path) -> np.ndarray:
+        """uint8 RGB [size, size, 3]; ``PhotoError`` naming the file where it cannot be read, and
+        ``NotOneFace`` where the detector finds no face or several."""
+        from age_assets.serving.face_crops import cut_faces
+
+        try:
+            data = Path(path).read_bytes()
+        except OSError as error:
+            raise PhotoError(f"{path}: {error.strerror}") from error
+        found = cut_faces(decode_photo(data, str(path), self.max_pixels), self.detector, self.size)
+        if len(found) != 1:
+            raise NotOneFace(f"{path}: {'no face' if not found else f'{len(found)} faces'} found where one is needed")
+        return found[0][1]
