@@ -77,9 +77,10 @@ def _split_rows(csv: Path, split: str) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class TrainedModel:
-    """``model.keras``, ``info.json`` (backbone, image size, target, every setting, scores) and
+    """``model.keras``, ``info.json`` (backbone, image size, target, every setting, scores),
     ``predictions.csv`` (per evaluated split and row: the predicted age, or bucket probabilities for
-    a classifier, with an age too for one over years)."""
+    a classifier, with an age too for one over years) and ``history.csv`` (per epoch, each training
+    and validation figure); ``bucket_ensemble`` has no model or history."""
 
     folder: Path
     fingerprint: str
@@ -93,6 +94,10 @@ class TrainedModel:
 
     def predictions(self, split: str) -> pd.DataFrame:
         return _split_rows(self.folder / "predictions.csv", split)
+
+    def history(self) -> dict[str, list[float]]:
+        """Per figure (``loss``, ``val_mae``, ...), its value after each epoch."""
+        return pd.read_csv(self.folder / "history.csv", index_col="epoch").to_dict(orient="list")
 
     @property
     def predicts_age(self) -> bool:

@@ -63,25 +63,45 @@ def regressor_against_baseline(model: TrainedModel, images: ImageSet) -> tuple[b
     return score <= (1 - MARGIN) * baseline, {"val_mae": round(score, 2), "mean_predictor_val_mae": round(baseline, 2)}
 
 
-def classifier_against_baseline(model: TrainedModel, images: ImageSet) -> tuple[bool, dict[str, float]]:
-    """Whether the validation accuracy is at least (1 + MARGIN) of the most common bucket's."""
+def valid_bucket_accuracy(model: TrainedModel, images: ImageSet) -> float:
+    """The share of validation faces whose stored bucket is the true one."""
+    truth = age_to_bucket(images.labels("valid")["real_age"].to_numpy())
+    return float(np.mean(model.predictions("valid")["bucket"].to_numpy() == truth))
+
+
+def classifier_against_baseline(model: TrainedModel, images: ImageSet,
+                                score_name: str = "val_accuracy") -> tuple[bool, dict[str, float]]:
+    """Whether the validation accuracy (reported as ``score_name``) is at least (1 + MARGIN) of the
+    most common bucket's."""
     truth = age_to_bucket(images.labels("valid")["real_age"].to_numpy())
     common = np.bincount(age_to_bucket(images.labels("train")["real_age"].to_numpy())).argmax()
     baseline = float(np.mean(truth == common))
-    score = float(np.mean(model.predictions("valid")["bucket"].to_numpy() == truth))
-    return score >= (1 + MARGIN) * baseline, {"val_accuracy": round(score, 3),
+    score = valid_bucket_accuracy(model, images)
+    return score >= (1 + MARGIN) * baseline, {score_name: round(score, 3),
                                               "most_common_bucket_val_accuracy": round(baseline, 3)}
+
+
+IN_SAMPLE_ACCURACY = "val_accuracy_in_sample"
+"""``bucket_ensemble``'s validation accuracy on the faces it was fitted on, as its check and its
+metadata call it (beside its ``val_accuracy_cross_validated``, on held-out folds)."""
 
 
 def model_check(asset_name: str) -> dg.AssetChecksDefinition:
     """The baseline check of one ``model_<backbone>``, ``classifier_<backbone>`` or ``bucket_ensemble``."""
     classifier = not asset_name.startswith("model_")
-    compare = classifier_against_baseline if classifier else regressor_against_baseline
     baseline = "always predicting the most common bucket" if classifier else "predicting the training mean"
+    split = "the validation split"
+    if asset_name == "bucket_ensemble":  # fitted on the validation split: its accuracy there is in sample
+        split = f"{split}, which it was fitted on (`{IN_SAMPLE_ACCURACY}`)"
+
+        def compare(model: TrainedModel, images: ImageSet) -> tuple[bool, dict[str, float]]:
+            return classifier_against_baseline(model, images, IN_SAMPLE_ACCURACY)
+    else:
+        compare = classifier_against_baseline if classifier else regressor_against_baseline
 
     @dg.asset_check(asset=asset_name, name="beats_trivial_baseline", blocking=True,
                     additional_ins={"image_arrays": dg.AssetIn("image_arrays")},
-                    description=f"On the validation split, clearly better ({MARGIN:.0%}) than {baseline}.")
+                    description=f"On {split}, clearly better ({MARGIN:.0%}) than {baseline}.")
     def check(image_arrays: ImageSet, trained: TrainedModel) -> dg.AssetCheckResult:
         passed, scores = compare(trained, image_arrays)
         return dg.AssetCheckResult(passed=passed, severity=dg.AssetCheckSeverity.ERROR, metadata=scores)

@@ -217,74 +217,65 @@ def trained_asset(kind: TrainingKind, backbone: str) -> dg.AssetsDefinition:
         fingerprint = data_version(version, config, backbone, weights.identity(backbone), *accelerator.identity(),
                                    image_arrays.fingerprint, train_set.fingerprint)
         column = config.target_column(image_arrays.labels("train"))
-
-        def targets(labels: pd.DataFrame) -> np.ndarray:
-            return config.targets(labels[column].to_numpy(np.float32))
+        params = {"backbone": backbone, "target": column, **config.model_dump()}
 
         def build(folder: Path) -> None:
-            params = {"backbone": backbone, "target": column, **config.model_dump()}
-            tags = {"fingerprint": fingerprint, "dagster_run_id": context.run.run_id}
-            with tracking.run(asset, params, tags) as mlflow:
-                train_into(folder, mlflow)
-
-        def train_into(folder: Path, mlflow: Any) -> None:
             from age_assets.ml.estimator import train_estimator
             from age_assets.ml.training import TrainingDiverged, TrainingStalled
 
             device = accelerator.activate()
             context.log.info(f"training {asset} on {device} with {settings}")
-            image_size = image_arrays.images("train").shape[1]
-            train_stack, valid_stack, evaluated = _stacks(image_arrays, train_set, targets)
-
-            def on_epoch(epoch: int, logs: dict[str, float]) -> None:
-                context.log.info(f"epoch {epoch + 1}: " + ", ".join(f"{k}={v:.4g}" for k, v in logs.items()))
+            spec = config.estimator_spec(backbone, weights.source(backbone), image_arrays.images("train").shape[1])
+            stacks = _stacks(image_arrays, train_set, lambda t: config.targets(t[column].to_numpy(np.float32)))
+            tags = {"fingerprint": fingerprint, "dagster_run_id": context.run.run_id}
+            with tracking.run(asset, params, tags) as mlflow:
+                try:
+                    trained = train_estimator(spec, *stacks, storage.root / "cache" / "features", context.log.info,
+                                              _epoch_logger(context.log, mlflow),
+                                              checkpoints=storage.root / "cache" / "checkpoints" / asset / fingerprint,
+                                              tensorboard=folder / "tensorboard")
+                except (TrainingDiverged, TrainingStalled) as error:
+                    raise dg.Failure(f"{asset}: {error} (settings: {settings})") from error
+                trained.save(folder, {"kind": kind.name, "target": column, "settings": config.model_dump(),
+                                      "device": device, "seconds": round(time.perf_counter() - started, 1)})
                 if mlflow:
-                    mlflow.log_metrics(logs, step=epoch + 1)
-
-            try:
-                trained = train_estimator(config.estimator_spec(backbone, weights.source(backbone), image_size),
-                                          train_stack, valid_stack, evaluated, storage.root / "cache" / "features",
-                                          context.log.info, on_epoch,
-                                          checkpoints=storage.root / "cache" / "checkpoints" / asset / fingerprint,
-                                          tensorboard=folder / "tensorboard")
-            except (TrainingDiverged, TrainingStalled) as error:
-                raise dg.Failure(f"{asset}: {error} (settings: {settings})") from error
-            trained.model.save(folder / "model.keras")
-            write_predictions(folder / "predictions.csv", trained.predictions, trained.ages)
-            scores = trained.history[f"val_{kind.metric}"]
-            best = int(np.argmin(scores) if kind.metric == "mae" else np.argmax(scores))
-            info = {"backbone": backbone, "kind": kind.name, "image_size": image_size, "target": column,
-                    "settings": config.model_dump(), "boundary": trained.boundary, "epochs": len(scores),
-                    "best_epoch": best + 1, f"val_{kind.metric}_one_view_best_epoch": float(scores[best]),
-                    "device": device,
-                    "trainable_params": int(sum(np.prod(w.shape) for w in trained.model.trainable_weights)),
-                    "train_images": len(train_stack.targets), "seconds": round(time.perf_counter() - started, 1)}
-            (folder / "info.json").write_text(json.dumps(info, indent=1))
-            pd.DataFrame(trained.history).to_csv(folder / "history.csv", index_label="epoch")
-            if mlflow:
-                final = _validation_metadata(TrainedModel(folder, fingerprint), image_arrays, numbers_only=True)
-                mlflow.log_metrics({f"final_{k}": v for k, v in {**final, "best_epoch": best + 1}.items()},
-                                   step=len(scores))
-                mlflow.log_artifacts(str(folder), artifact_path=asset)
+                    _log_result(mlflow, asset, TrainedModel(folder, fingerprint), image_arrays)
 
         def metadata(result: TrainedModel) -> dict[str, Any]:
             info = result.info()
-            history = pd.read_csv(result.folder / "history.csv").to_dict(orient="list")
+            best = f"val_{kind.metric}_one_view_best_epoch"
             return {
                 **_validation_metadata(result, image_arrays),
-                f"val_{kind.metric}_one_view_best_epoch": round(info[f"val_{kind.metric}_one_view_best_epoch"],
-                                                                2 if kind.metric == "mae" else 3),
+                best: round(info[best], 2 if kind.metric == "mae" else 3),
                 **{k: info[k] for k in ("target", "epochs", "best_epoch", "device", "trainable_params",
                                         "train_images")},
                 "settings": settings,
                 "boundary": ", ".join(info["boundary"]) or "input (no cached features)",
-                "learning_curves": png(learning_curves(history, kind.metric), "learning curves"),
-                "training_seconds": info["seconds"],
+                "learning_curves": png(learning_curves(result.history(), kind.metric), "learning curves"),
             }
 
         return artifact_output(storage, asset, fingerprint, build, TrainedModel, started, metadata)
 
     return train
+
+
+def _epoch_logger(log: dg.DagsterLogManager, mlflow: Any) -> Callable[[int, dict[str, float]], None]:
+    """Each epoch's scores into the step's log, and to MLflow where tracking is on."""
+
+    def on_epoch(epoch: int, logs: dict[str, float]) -> None:
+        log.info(f"epoch {epoch + 1}: " + ", ".join(f"{k}={v:.4g}" for k, v in logs.items()))
+        if mlflow:
+            mlflow.log_metrics(logs, step=epoch + 1)
+
+    return on_epoch
+
+
+def _log_result(mlflow: Any, asset: str, result: TrainedModel, image_arrays: ImageSet) -> None:
+    """The final validation scores (``final_<name>``) and the artifact's files, into the MLflow run."""
+    info = result.info()
+    final = {**_validation_metadata(result, image_arrays, numbers_only=True), "best_epoch": info["best_epoch"]}
+    mlflow.log_metrics({f"final_{k}": v for k, v in final.items()}, step=info["epochs"])
+    mlflow.log_artifacts(str(result.folder), artifact_path=asset)
 
 
 def _validation_metadata(result: TrainedModel, image_arrays: ImageSet, numbers_only: bool = False) -> dict[str, Any]:

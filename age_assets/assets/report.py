@@ -10,6 +10,7 @@ import numpy as np
 from age_assets.artifacts import PROBABILITY_COLUMNS, Ensemble, ImageSet, TrainedModel
 from age_assets.assets.metadata import png
 from age_assets.assets.names import EVALUATION
+from age_assets.assets.outputs import cost_metadata
 from age_assets.assets.versioning import VersionedConfig, code_version, data_version
 from age_assets.ml.evaluation import classifier_metrics, has_votes, markdown_report, regressor_metrics
 from age_assets.plots import error_distribution, predicted_vs_true
@@ -36,7 +37,7 @@ def report_asset(backbones: list[str]) -> dg.AssetsDefinition:
         group_name=EVALUATION,
         description="Test-split metrics for every model, the ensemble and every classifier (of ages too, for "
                     "classifiers over years); "
-                    "<data dir>/reports/evaluation.json and evaluation.md.",
+                    "`<data dir>/reports/evaluation.json` and `evaluation.md`.",
     )
     def evaluation_report(
         context: dg.AssetExecutionContext, config: ReportConfig, image_arrays: ImageSet, ensemble: Ensemble,
@@ -80,16 +81,15 @@ def report_asset(backbones: list[str]) -> dg.AssetsDefinition:
         best = min(report["ages"], key=lambda n: report["ages"][n]["mae"])
         return dg.MaterializeResult(data_version=dg.DataVersion(fingerprint), metadata={
             "report": dg.MetadataValue.md(markdown),
-            "test_mae_ensemble": report["ages"]["ensemble"]["mae"],
-            "test_mae_best_single": min(m["mae"] for n, m in report["ages"].items() if n != "ensemble"),
+            "test_mae_ensemble": round(report["ages"]["ensemble"]["mae"], 2),
+            "test_mae_best_single": round(min(m["mae"] for n, m in report["ages"].items() if n != "ensemble"), 2),
             "best": best,
-            "bucket_accuracy_best_classifier": max((m["accuracy"] for m in report["classifiers"].values()),
-                                                   default=0.0),
+            "bucket_accuracy_best_classifier": round(max((m["accuracy"] for m in report["classifiers"].values()),
+                                                         default=0.0), 3),
             "predicted_vs_true": png((folder / "predicted_vs_true.png").read_bytes(), "predicted vs true"),
             "errors": png((folder / "errors.png").read_bytes(), "error distribution"),
             "json": dg.MetadataValue.path(str(storage.root / "reports" / "evaluation.json")),
-            "duration_s": round(time.perf_counter() - started, 2),
-            "reused": reused,
+            **cost_metadata(folder, started, reused),
         })
 
     return evaluation_report

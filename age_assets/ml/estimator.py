@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
+import pandas as pd
 
+from age_assets.artifacts import write_predictions
 from age_assets.ml.age_distribution import BUCKET_SUMS, YEARS, age_distribution_loss, bucket_accuracy, median_age
 from age_assets.ml.backbones import get_backbone
 from age_assets.ml.features import feature_files, model_input, write_features
@@ -36,11 +40,40 @@ class Stack:
 
 @dataclass
 class Trained:
+    """A trained estimator, what it was trained from, and its outputs on the evaluated splits."""
+
+    spec: EstimatorSpec
     model: keras.Model
     history: dict[str, list[float]]
     predictions: dict[str, np.ndarray]  # per evaluated split: years, or bucket probabilities
     boundary: list[str]
+    train_images: int
     ages: dict[str, np.ndarray] | None = None  # a classifier over years: per evaluated split, its median ages
+
+    @property
+    def metric(self) -> str:
+        """The validation metric that chose the best epoch: ``mae``, or ``accuracy`` of the buckets."""
+        return "accuracy" if self.spec.classes else "mae"
+
+    def summary(self) -> dict[str, Any]:
+        """What ``info.json`` says of the training: the cut, the epochs and the best one with its
+        validation score (one view of each face: Keras' own figure), the model's size."""
+        scores = self.history[f"val_{self.metric}"]
+        best = int(np.argmin(scores) if self.metric == "mae" else np.argmax(scores))
+        return {"backbone": self.spec.backbone, "image_size": self.spec.image_size, "boundary": self.boundary,
+                "epochs": len(scores), "best_epoch": best + 1,
+                f"val_{self.metric}_one_view_best_epoch": float(scores[best]),
+                "trainable_params": int(sum(math.prod(w.shape) for w in self.model.trainable_weights)),
+                "train_images": self.train_images}
+
+    def save(self, folder: Path, about: Mapping[str, Any]) -> None:
+        """Write ``model.keras``, ``predictions.csv`` (``write_predictions``), ``history.csv`` (a row
+        per epoch) and ``info.json``: ``about`` (what the caller adds: kind, target, settings, device)
+        and ``summary()``."""
+        self.model.save(folder / "model.keras")
+        write_predictions(folder / "predictions.csv", self.predictions, self.ages)
+        (folder / "info.json").write_text(json.dumps({**about, **self.summary()}, indent=1))
+        pd.DataFrame(self.history).to_csv(folder / "history.csv", index_label="epoch")
 
 
 def _features(cut: Cut, spec: EstimatorSpec, stack: Stack, name: str, cache: Path, log: Log,
@@ -125,10 +158,11 @@ def train_estimator(
                        for name, s in evaluate.items()}
     if over_years:
         ages = {name: keras.ops.convert_to_numpy(median_age(p)) for name, p in predictions.items()}
-        return Trained(model, history, {name: p @ BUCKET_SUMS for name, p in predictions.items()}, cut.boundary, ages)
+        return Trained(spec, model, history, {name: p @ BUCKET_SUMS for name, p in predictions.items()},
+                       cut.boundary, len(train.targets), ages)
     if not spec.classes:
         predictions = {name: p.reshape(-1) for name, p in predictions.items()}
-    return Trained(model, history, predictions, cut.boundary)
+    return Trained(spec, model, history, predictions, cut.boundary, len(train.targets))
 
 
 def predict_images(model: keras.Model, preprocess: Callable[[np.ndarray], np.ndarray], images: np.ndarray,
