@@ -144,7 +144,7 @@ def test_crop_face_repeats_the_border_outside_the_picture() -> None:
 
 def test_missing_model_file_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(MODELS, "gone", detector_module.ModelSpec("gone.tflite", 128, (8,), 2))
-    with pytest.raises(FileNotFoundError, match=r"gone\.tflite.*ships with age_assets: reinstall"):
+    with pytest.raises(FileNotFoundError, match=r"gone\.tflite.*ships with age_assets: reinstall it"):
         FaceDetector("gone")
     with pytest.raises(ValueError, match="unknown face detection model"):
         FaceDetector("nonexistent")

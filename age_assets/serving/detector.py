@@ -58,7 +58,7 @@ def model_path(model: str) -> Path:
         raise ValueError(f"unknown face detection model {model!r}; known: {', '.join(MODELS)}")
     path = MODELS_FOLDER / MODELS[model].file
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: face detection model missing; it ships with age_assets: reinstall the package")
+        raise FileNotFoundError(f"{path}: face detection model missing; it ships with age_assets: reinstall it")
     return path
 
 
