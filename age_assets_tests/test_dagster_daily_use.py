@@ -87,6 +87,11 @@ def test_unchanged_rerun_computes_nothing(defs: dg.Definitions) -> None:
         after = instance.get_latest_materialization_event(dg.AssetKey(name)).asset_materialization
         assert after.metadata["reused"].value is True, f"{name} was computed again"
         assert after.tags["dagster/data_version"] == before.tags["dagster/data_version"]
+        built = before.metadata
+        assert "reuse_seconds" not in built and built["build_peak_rss_mb"].value > 0
+        for key in ("build_seconds", "build_peak_rss_mb"):
+            assert after.metadata[key].value == built[key].value, f"{name}: the build's own {key} is shown on reuse"
+        assert after.metadata["reuse_seconds"].value >= 0 and "reuse_peak_rss_mb" in after.metadata
 
 
 def _check_evaluations(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
