@@ -55,9 +55,10 @@ def project_copy(target: Path) -> Path:
 
 
 def install(venv: Path, requirement: str) -> None:
-    """``uv pip install -c constraints.txt REQUIREMENT`` into ``venv``: a real resolution, pinned as ``make`` pins."""
-    result = subprocess.run([_uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
-                             "-c", str(CONSTRAINTS), requirement],
+    """``uv pip install -c constraints.txt REQUIREMENT`` into ``venv``: a real resolution, pinned as ``make`` pins,
+    and compiled to bytecode as pip does."""
+    result = subprocess.run([_uv(), "pip", "install", "--quiet", "--compile-bytecode", "--python",
+                             str(venv / "bin" / "python"), "-c", str(CONSTRAINTS), requirement],
                             capture_output=True, text=True, env=_plain_env(), timeout=600)
     assert result.returncode == 0, f"installing {requirement} failed:\n{result.stderr[-3000:]}"
 
@@ -135,6 +136,11 @@ def test_the_plain_install_predicts_and_serves_without_tensorflow_or_dagster(tmp
     graph = subprocess.run([str(bin_ / "python"), "-c", "import age_assets; age_assets.defs"],
                            capture_output=True, text=True, env=_plain_env(), cwd=tmp_path)
     assert graph.returncode != 0 and "pip install 'age_assets[train]'" in graph.stderr, graph.stderr
+    (tmp_path / "data" / "artifacts").mkdir(parents=True)
+    with_instance = {**_plain_env(), "DAGSTER_HOME": str(tmp_path / "dagster")}  # gc asks Dagster where it can
+    cleaned = subprocess.run([str(bin_ / "age-assets"), "gc", "--data-dir", str(tmp_path / "data")],
+                             capture_output=True, text=True, env=with_instance)
+    assert cleaned.returncode == 0 and "would remove" in cleaned.stdout, cleaned.stderr
     no_server = subprocess.run([str(bin_ / "age-assets"), "serve", "--model", str(model)],
                                capture_output=True, text=True, env=_plain_env(), timeout=60)
     assert no_server.returncode == 2 and "pip install 'age_assets[serve]'" in no_server.stderr, no_server.stderr
