@@ -72,6 +72,12 @@ def caffe_input(x: keras.KerasTensor) -> keras.KerasTensor:
     return y
 
 
+def preprocess_input(images: np.ndarray) -> np.ndarray:
+    """Pixels 0-255 as the model's input: unchanged, since ``caffe_input`` inside the model does it
+    (as ``keras.applications.mobilenet_v3.preprocess_input`` is a pass-through)."""
+    return images
+
+
 def FaceMobileNet(include_top: bool = True, weights: str | None = "imagenet",
                   input_shape: tuple[int, int, int] | None = None) -> keras.Model:
     """The model, as ``keras.applications`` constructors take their arguments.
