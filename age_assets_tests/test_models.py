@@ -55,8 +55,8 @@ def test_every_backbone_builds_cuts_at_each_kind_of_boundary_and_trains_a_step(b
         model = build_model(backbone, size, None, HeadSpec(units=4), train_last, scale=AgeScale(30.0, 10.0))
         cut = cut_at_frozen_boundary(model)
         if cached is None:  # at most input scaling (EfficientNet's Normalization, caffe_input) stays in front
-            assert cut.front is None or not any(isinstance(layer, keras.layers.Conv2D) and layer.name not in INPUT_LAYERS
-                                                for layer in cut.front.layers)
+            assert cut.front is None or not any(
+                isinstance(layer, keras.layers.Conv2D) and layer.name not in INPUT_LAYERS for layer in cut.front.layers)
             continue
         assert (cut.boundary == ["head_pool"]) == (cached == "pooled"), cut.boundary
         features = cut.front(x)
