@@ -56,7 +56,7 @@ def graph(tmp_path_factory: pytest.TempPathFactory):
 def test_report_has_every_model_and_its_keys(graph) -> None:
     root, result = graph
     report = json.loads((root / "data" / "reports" / "evaluation.json").read_text())
-    assert set(report) == {"dataset", "ages", "classifiers"}
+    assert set(report) == {"dataset", "ages", "classifiers", "groups"}
     assert set(report["ages"]) == TRAINED | {"ensemble"}, "classifiers over years give ages too"
     assert set(report["classifiers"]) == {f"classifier_{b}" for b in BACKBONES} | {"classifiers_averaged",
                                                                                    "bucket_ensemble"}
