@@ -11,8 +11,7 @@ from age_assets.assets.model_card import ModelCardConfig, model_card
 from age_assets.datasets.manifest import GENDERS
 from age_assets.ml.groups import group_report
 from age_assets.ml.metrics import mae
-from age_assets.ml.model_card import CARD
-from age_assets.ml.model_card import model_card as card_text
+from age_assets.ml.model_card import CARD, model_card as card_text
 
 EXPORT = {"image_size": 32, "input": "faces: uint8 [N, H, W, 3] RGB face crops",
           "outputs": {"age": "[N] years", "buckets": "[N, 7] probabilities"},
