@@ -55,6 +55,8 @@ def test_card_states_the_run_numbers(splits) -> None:
     assert "age band: 66+" in card.split("## Limits")[1], "the worse-served band is named among the limits"
     male = int((splits["train"]["gender"] == GENDERS.index("male")).sum())
     assert f"gender: male ({male} training faces)" in card
+    elderly = (splits["train"]["real_age"] >= 66).mean()
+    assert f"{elderly:.1%} of the training faces are 66+" in card
     assert "| train | 300 |" in card and "| test | 80 |" in card
     assert "`age_estimator.onnx`" in card and "model_a | mobilenet_v3_small | 0.700" in card
     assert "real (documented) age" in card

@@ -105,12 +105,13 @@ def _limits(report: dict, labels: dict[str, pd.DataFrame]) -> list[str]:
     lines = ["## Limits", ""]
     young_old = [f"{b} ({bands[b]['faces']} test faces, MAE {bands[b]['mae']:.2f}, {bands[b]['mae'] / overall:.2f}x "
                  "the overall)" for b in YOUNG_AND_OLD if b in bands]
+    train = labels.get("train")
+    elderly = "" if train is None else f" {float((train['real_age'] >= 66).mean()):.1%} of the training faces are 66+."
     lines.append("- Children and the elderly: " + ("; ".join(young_old) if young_old else "no test faces") + ". "
-                 "An error of a few years means more at 5 than at 35, and few of the training faces are very old.")
+                 "An error of a few years means more at 5 than at 35." + elderly)
     worse = groups["above_overall"]
     lines.append(f"- Groups with MAE more than {groups['gap']:.0%} above the overall: "
                  + (", ".join(worse) if worse else "none") + ".")
-    train = labels.get("train")
     if train is not None:
         few = [f"{grouping}: {name} ({count} training faces)"
                for grouping, names in group_columns(train).items() if grouping != "age band"
