@@ -56,14 +56,12 @@ def _data(labels: dict[str, pd.DataFrame]) -> list[str]:
 
 
 def _performance(report: dict) -> list[str]:
-    ensemble, groups = report["ages"]["ensemble"], report["groups"]
-    lines = ["## How well it does (test split)", "",
-             f"MAE {ensemble['mae']:.2f} years, CS(5) (share within 5 years) {ensemble['cs5']:.3f}, bucket "
-             f"accuracy {ensemble['bucket_accuracy']:.3f}."]
+    ensemble = report["ages"]["ensemble"]
+    lines = ["## How well it does (test split)", "", "CS(5) is the share of faces within 5 years.", "",
+             markdown_groups(report["groups"]).rstrip()]
     if "mae_apparent" in ensemble:
-        lines[-1] += f" Against apparent age: MAE {ensemble['mae_apparent']:.2f}, epsilon error " \
-                     f"{ensemble['epsilon_error']:.3f}."
-    lines += ["", "Per age band and per group:", "", markdown_groups(groups).rstrip()]
+        lines += ["", f"Against apparent age: MAE {ensemble['mae_apparent']:.2f}, epsilon error "
+                      f"{ensemble['epsilon_error']:.3f}."]
     return lines
 
 
