@@ -133,3 +133,14 @@ class Export:
 
     def reference(self) -> pd.DataFrame:
         return pd.read_csv(self.folder / "valid_predictions.csv")
+
+
+@dataclass(frozen=True)
+class Report:
+    """``evaluation.json`` (every test-split figure of the graph's models) and ``evaluation.md``."""
+
+    folder: Path
+    fingerprint: str
+
+    def report(self) -> dict:
+        return json.loads((self.folder / "evaluation.json").read_text())

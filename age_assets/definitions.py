@@ -12,6 +12,7 @@ from age_assets.assets.bucket_ensemble import bucket_ensemble_asset
 from age_assets.assets.checks import image_arrays_are_sound, model_check
 from age_assets.assets.dataset import augmented_train, image_arrays, raw_dataset
 from age_assets.assets.export import export_asset, exports_agree_with_keras
+from age_assets.assets.model_card import model_card
 from age_assets.assets.models import classifier_asset, ensemble_asset, model_asset
 from age_assets.assets.report import report_asset
 from age_assets.automation import DEFAULT_RETRAIN_CRON, raw_data_changed, retraining_schedule
@@ -62,6 +63,7 @@ def build_assets(backbones: list[str]) -> list[dg.AssetsDefinition]:
         bucket_ensemble_asset(backbones),
         report_asset(backbones),
         export_asset(backbones),
+        model_card,
     ]
 
 

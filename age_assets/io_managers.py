@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from age_assets import retention
-from age_assets.artifacts import Ensemble, Export, ImageSet, Manifest, TrainedModel
+from age_assets.artifacts import Ensemble, Export, ImageSet, Manifest, Report, TrainedModel
 from age_assets.resources import Storage
 from age_assets.storage import Pointer, atomic_write_text
 
 if TYPE_CHECKING:
     from dagster._core.execution.context.system import StepExecutionContext
 
-Handle = Manifest | ImageSet | TrainedModel | Ensemble | Export
-HANDLE_TYPES = {cls.__name__: cls for cls in (Manifest, ImageSet, TrainedModel, Ensemble, Export)}
+Handle = Manifest | ImageSet | TrainedModel | Ensemble | Export | Report
+HANDLE_TYPES = {cls.__name__: cls for cls in (Manifest, ImageSet, TrainedModel, Ensemble, Export, Report)}
 
 
 class MissingUpstreamError(RuntimeError):

@@ -84,3 +84,16 @@ def error_distribution(errors: dict[str, np.ndarray]) -> bytes:
     axis.set_ylabel("images")
     axis.legend(fontsize=8)
     return _png(figure)
+
+
+def group_errors(groups: dict[str, dict[str, dict[str, float]]], overall: float) -> bytes:
+    """MAE per group, one panel per grouping, with the overall MAE as a dashed line and the face count on each bar."""
+    figure, axes = plt.subplots(1, len(groups), figsize=(3.4 * len(groups), 3), squeeze=False, sharey=True)
+    for axis, (grouping, table) in zip(axes[0], groups.items()):
+        bars = axis.bar(list(table), [s["mae"] for s in table.values()])
+        axis.bar_label(bars, labels=[str(s["faces"]) for s in table.values()], fontsize=7)
+        axis.axhline(overall, color="k", linestyle="--", linewidth=1)
+        axis.set_title(grouping, fontsize=9)
+        axis.tick_params(axis="x", labelrotation=45, labelsize=8)
+    axes[0][0].set_ylabel("MAE (years); faces on the bars")
+    return _png(figure)

@@ -1,4 +1,4 @@
-"""The whole graph through exported_model on generated faces, then `age-assets predict`."""
+"""The whole graph through exported_model and model_card on generated faces, then `age-assets predict`."""
 
 import io
 import json
@@ -59,7 +59,7 @@ def graph(tmp_path_factory: pytest.TempPathFactory):
 def test_report_has_every_model_and_its_keys(graph) -> None:
     root, result = graph
     report = json.loads((root / "data" / "reports" / "evaluation.json").read_text())
-    assert set(report) == {"dataset", "ages", "classifiers"}
+    assert set(report) == {"dataset", "ages", "classifiers", "groups"}
     assert set(report["ages"]) == TRAINED | {"ensemble"}, "classifiers over years give ages too"
     assert set(report["classifiers"]) == {f"classifier_{b}" for b in BACKBONES} | {"classifiers_averaged",
                                                                                    "bucket_ensemble"}
@@ -127,6 +127,18 @@ def test_exported_model_reproduces_the_graph_and_its_check_passes(graph) -> None
     metadata = result.asset_materializations_for_node("exported_model")[0].metadata
     assert metadata["val_max_age_difference_to_ensemble"].value < 0.1
     assert metadata["val_bucket_agreement_with_bucket_ensemble"].value >= 0.95
+    assert metadata["folder"].value == str(export.folder)
+
+
+def test_model_card_lies_beside_the_export_with_the_group_figures(graph) -> None:
+    root, result = graph
+    export: Export = result.output_for_node("exported_model")
+    card = (export.folder / "MODEL_CARD.md").read_text()
+    report = json.loads((root / "data" / "reports" / "evaluation.json").read_text())
+    assert result.asset_materializations_for_node("model_card")[0].metadata["card"].value == card
+    assert set(report["groups"]["groups"]) == {"age band", "gender", "race"}, "UTKFace names give both"
+    assert f"MAE {report['ages']['ensemble']['mae']:.2f} years" in card
+    assert "| race | faces |" in card and "`age_estimator.onnx`" in card
 
 
 def _csv(text: str) -> pd.DataFrame:

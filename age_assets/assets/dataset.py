@@ -31,6 +31,8 @@ MANIFEST_SCHEMA = dg.TableSchema(columns=[
     dg.TableColumn("apparent_age_mean", "float", "mean of the apparent-age votes; empty without votes"),
     dg.TableColumn("apparent_age_std", "float", "their standard deviation; empty without votes"),
     dg.TableColumn("num_ratings", "int", "how many votes; empty without votes"),
+    dg.TableColumn("gender", "int", "0 male, 1 female; empty where the source names none"),
+    dg.TableColumn("race", "int", "0 White, 1 Black, 2 Asian, 3 Indian, 4 Others; empty where the source names none"),
 ])
 """``manifest.csv``'s columns (``datasets.manifest.COLUMNS``), shown in the UI's column schema."""
 
@@ -63,7 +65,7 @@ class AugmentedTrainConfig(VersionedConfig):
     workers: int = Field(default=0, description="Augmentation threads; 0 uses every core")
 
 
-RAW_DATASET_VERSION = code_version("1", RawDatasetConfig)
+RAW_DATASET_VERSION = code_version("2", RawDatasetConfig)
 IMAGE_ARRAYS_VERSION = code_version("3", ImageArraysConfig)
 AUGMENTED_TRAIN_VERSION = code_version("1", AugmentedTrainConfig)
 
@@ -107,7 +109,7 @@ def _image_set_metadata(images: ImageSet) -> dict[str, Any]:
     code_version=RAW_DATASET_VERSION,
     kinds={"pandas"},
     group_name=DATA,
-    description="Manifest of the face dataset: split, image paths, real age, apparent-age votes.",
+    description="Manifest of the face dataset: split, image paths, real age, apparent-age votes, gender and race.",
 )
 def raw_dataset(
     context: dg.AssetExecutionContext, config: RawDatasetConfig, dataset: DatasetSource, storage: Storage

@@ -103,7 +103,7 @@ def export_asset(backbones: list[str]) -> dg.AssetsDefinition:
                        members=[{k: m[k] for k in ("name", "backbone", "weight")} for m in members],
                        classifiers=classifiers, bucket_stacker="bucket_ensemble")
 
-        def metadata(result: Export) -> dict[str, float]:
+        def metadata(result: Export) -> dict[str, Any]:
             reference = result.reference()
             truth = image_arrays.labels("valid")[ensemble.info()["target"]].to_numpy()
             graph_ages = ensemble.predictions("valid")["age"].to_numpy()
@@ -115,6 +115,7 @@ def export_asset(backbones: list[str]) -> dg.AssetsDefinition:
                 "val_bucket_agreement_with_bucket_ensemble": round(float(np.mean(
                     reference[PROBABILITY_COLUMNS].to_numpy().argmax(axis=1) == graph_buckets)), 4),
                 **{f"size_mb_{name}": round(size / 1e6, 1) for name, size in sizes.items()},
+                "folder": dg.MetadataValue.path(str(result.folder)),
             }
 
         return artifact_output(storage, "exported_model", fingerprint, build, Export, started, metadata)

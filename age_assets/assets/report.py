@@ -7,13 +7,14 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 
-from age_assets.artifacts import PROBABILITY_COLUMNS, Ensemble, ImageSet, TrainedModel
+from age_assets.artifacts import PROBABILITY_COLUMNS, Ensemble, ImageSet, Report, TrainedModel
 from age_assets.assets.metadata import png
 from age_assets.assets.names import EVALUATION
 from age_assets.assets.outputs import cost_metadata
 from age_assets.assets.versioning import VersionedConfig, code_version, data_version
 from age_assets.ml.evaluation import classifier_metrics, has_votes, markdown_report, regressor_metrics
-from age_assets.plots import error_distribution, predicted_vs_true
+from age_assets.ml.groups import group_report
+from age_assets.plots import error_distribution, group_errors, predicted_vs_true
 from age_assets.resources import Storage
 from age_assets.storage import atomic_write_text, build_once
 
@@ -22,7 +23,7 @@ class ReportConfig(VersionedConfig):
     pass
 
 
-REPORT_VERSION = code_version("4", ReportConfig)
+REPORT_VERSION = code_version("5", ReportConfig)
 
 
 def report_asset(backbones: list[str]) -> dg.AssetsDefinition:
@@ -37,12 +38,13 @@ def report_asset(backbones: list[str]) -> dg.AssetsDefinition:
         group_name=EVALUATION,
         description="Test-split metrics for every model, the ensemble and every classifier (of ages too, for "
                     "classifiers over years); "
+                    "the ensemble per gender, race and age band; "
                     "`<data dir>/reports/evaluation.json` and `evaluation.md`.",
     )
     def evaluation_report(
         context: dg.AssetExecutionContext, config: ReportConfig, image_arrays: ImageSet, ensemble: Ensemble,
         storage: Storage, **trained: TrainedModel,
-    ) -> dg.MaterializeResult:
+    ) -> dg.Output[Report]:
         started = time.perf_counter()
         fingerprint = data_version(REPORT_VERSION, config, image_arrays.fingerprint, ensemble.fingerprint,
                                    {k: v.fingerprint for k, v in sorted(trained.items())})
@@ -63,6 +65,7 @@ def report_asset(backbones: list[str]) -> dg.AssetsDefinition:
             report["classifiers"]["classifiers_averaged"] = classifier_metrics(averaged.argmax(axis=1), labels)
         report["classifiers"]["bucket_ensemble"] = classifier_metrics(buckets["bucket_ensemble"]["bucket"].to_numpy(),
                                                                       labels)
+        report["groups"] = group_report(predictions["ensemble"], labels)
         markdown = markdown_report(report)
         truth = labels["real_age"].to_numpy()
 
@@ -72,6 +75,8 @@ def report_asset(backbones: list[str]) -> dg.AssetsDefinition:
             (folder / "predicted_vs_true.png").write_bytes(
                 predicted_vs_true({n: (truth, p) for n, p in predictions.items()}))
             (folder / "errors.png").write_bytes(error_distribution({n: p - truth for n, p in predictions.items()}))
+            (folder / "groups.png").write_bytes(group_errors(report["groups"]["groups"],
+                                                             report["groups"]["overall"]["mae"]))
 
         folder = storage.artifact("evaluation_report", fingerprint)
         reused = build_once(folder, build)
@@ -79,7 +84,7 @@ def report_asset(backbones: list[str]) -> dg.AssetsDefinition:
             atomic_write_text(storage.root / "reports" / name, (folder / name).read_text())
         context.log.info(markdown)
         best = min(report["ages"], key=lambda n: report["ages"][n]["mae"])
-        return dg.MaterializeResult(data_version=dg.DataVersion(fingerprint), metadata={
+        return dg.Output(Report(folder, fingerprint), data_version=dg.DataVersion(fingerprint), metadata={
             "report": dg.MetadataValue.md(markdown),
             "test_mae_ensemble": round(report["ages"]["ensemble"]["mae"], 2),
             "test_mae_best_single": round(min(m["mae"] for n, m in report["ages"].items() if n != "ensemble"), 2),
@@ -88,6 +93,8 @@ def report_asset(backbones: list[str]) -> dg.AssetsDefinition:
                                                          default=0.0), 3),
             "predicted_vs_true": png((folder / "predicted_vs_true.png").read_bytes(), "predicted vs true"),
             "errors": png((folder / "errors.png").read_bytes(), "error distribution"),
+            "groups": png((folder / "groups.png").read_bytes(), "ensemble MAE per group"),
+            "groups_above_overall": ", ".join(report["groups"]["above_overall"]) or "none",
             "json": dg.MetadataValue.path(str(storage.root / "reports" / "evaluation.json")),
             **cost_metadata(folder, started, reused),
         })

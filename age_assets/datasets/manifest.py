@@ -18,9 +18,17 @@ COLUMNS: list[str] = [
     "apparent_age_mean",
     "apparent_age_std",
     "num_ratings",
+    "gender",
+    "race",
 ]
 """``image_path`` is the full image, ``face_path`` the face crop (the same file for datasets
-that ship aligned crops only); the apparent-age columns are NaN where a dataset has no votes."""
+that ship aligned crops only); the apparent-age columns are NaN where a dataset has no votes,
+``gender`` and ``race`` (codes of ``GENDERS`` and ``RACES``) NaN where it names none."""
+
+GENDERS: tuple[str, ...] = ("male", "female")
+"""``gender`` code -> name, as UTKFace numbers them."""
+RACES: tuple[str, ...] = ("White", "Black", "Asian", "Indian", "Others")
+"""``race`` code -> name, as UTKFace numbers them."""
 
 MAX_LABEL_AGE = 120
 """The oldest age a label may give; anything above is a broken label (UTKFace's oldest face is 116)."""

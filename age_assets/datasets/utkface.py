@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from pathlib import Path
 
 import pandas as pd
 
-from age_assets.datasets.manifest import MAX_LABEL_AGE, Skip, finish_manifest
+from age_assets.datasets.manifest import GENDERS, MAX_LABEL_AGE, RACES, Skip, finish_manifest
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 SPLIT_RATIOS: tuple[float, float, float] = (0.8, 0.1, 0.1)
 """train / valid / test shares of the deterministic split."""
 
 _AGE_PREFIX = re.compile(r"^(\d{1,3})_")
+_GROUP_FIELDS = re.compile(r"^\d{1,3}_(\d)(?=_)(?:_(\d)_)?")
 
 
 def split_of(name: str, ratios: tuple[float, float, float] = SPLIT_RATIOS) -> str:
@@ -43,8 +45,22 @@ def age_from_name(name: str) -> int | None:
     return age if age <= MAX_LABEL_AGE else None
 
 
+def groups_from_name(name: str) -> tuple[float, float]:
+    """The gender and race codes of a UTKFace file name, NaN for a field that is missing or out of range.
+
+    A name without a race field (``39_1_20170116174525125...``) still gives its gender.
+    """
+    match = _GROUP_FIELDS.match(name)
+    if match is None:
+        return math.nan, math.nan
+    gender, race = (int(field) if field is not None else None for field in match.groups())
+    return (float(gender) if gender is not None and gender < len(GENDERS) else math.nan,
+            float(race) if race is not None and race < len(RACES) else math.nan)
+
+
 def read_utkface(folder: Path, split: str | None = None) -> tuple[pd.DataFrame, list[Skip]]:
-    """Manifest of a UTKFace folder; ``split`` puts every image in one split instead."""
+    """Manifest of a UTKFace folder, with the gender and race its names give; ``split`` puts every
+    image in one split instead."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"UTKFace folder {folder} does not exist or is not a folder")
@@ -64,6 +80,7 @@ def read_utkface(folder: Path, split: str | None = None) -> tuple[pd.DataFrame, 
             "image_path": str(path),
             "face_path": str(path),
             "real_age": float(age),
+            **dict(zip(("gender", "race"), groups_from_name(path.name))),
         })
     if not rows:
         raise ValueError(f"UTKFace folder {folder} holds no image named AGE_..._.jpg")

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from age_assets.ml.buckets import BUCKET_LABELS, age_to_bucket
+from age_assets.ml.groups import markdown_groups
 from age_assets.ml.metrics import bucket_scores, cumulative_score, epsilon_error, mae, mae_per_bucket
 
 STUDY = {
@@ -50,7 +51,7 @@ def _cell(value: object) -> str:
 
 
 def markdown_report(report: dict) -> str:
-    """The report as markdown: regressors, classifiers, the study's numbers."""
+    """The report as markdown: regressors, classifiers, the ensemble per group, the study's numbers."""
     lines = [f"# Evaluation on the test split ({report['dataset']['test_images']} images)", ""]
     columns = ["mae", "cs5", "bucket_accuracy", "bucket_macro_f1"]
     if report["dataset"]["has_apparent_age"]:
@@ -67,6 +68,8 @@ def markdown_report(report: dict) -> str:
     lines += ["", "## Bucket classifiers", "", "| model | accuracy | macro_f1 |", "|---|---|---|"]
     for name, m in report["classifiers"].items():
         lines.append(f"| {name} | {_cell(m['accuracy'])} | {_cell(m['macro_f1'])} |")
+    if "groups" in report:
+        lines += ["", "## The ensemble per group (for whom it is worse)", "", markdown_groups(report["groups"])]
     lines += ["", "## The study, for comparison (APPA-REAL)", "", "| measure | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in STUDY.items()]
     return "\n".join(lines) + "\n"
