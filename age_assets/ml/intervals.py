@@ -127,3 +127,15 @@ def interval_scores(truth: np.ndarray, intervals: Mapping[str, tuple[np.ndarray,
                     for b, label in enumerate(BUCKET_LABELS) if np.any(bands == b)}
         scores[key] = {"coverage": float(inside.mean()), "mean_width": float(width.mean()), "per_band": per_band}
     return scores
+
+
+def intervals_markdown(scores: Mapping[str, Mapping]) -> str:
+    """``interval_scores`` as a markdown section: coverage and mean width overall and per true-age band."""
+    lines = ["", "## Age intervals (coverage of the true age and mean width in years, per true-age band)", "",
+             "| nominal | band | faces | coverage | mean width |", "|---|---|---|---|---|"]
+    for key, s in scores.items():
+        faces = sum(b["faces"] for b in s["per_band"].values())
+        lines.append(f"| {key}% | all | {faces} | {s['coverage']:.3f} | {s['mean_width']:.1f} |")
+        lines += [f"| {key}% | {band} | {b['faces']} | {b['coverage']:.3f} | {b['mean_width']:.1f} |"
+                  for band, b in s["per_band"].items()]
+    return "\n".join(lines) + "\n"
