@@ -3,17 +3,21 @@ interval from every runtime, and clear errors for a damaged table."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+from PIL import Image
 
+from age_assets.cli import main
 from age_assets.ml.buckets import BUCKET_LABELS
-from age_assets.ml.intervals import IntervalTable, difficulty, interval_scores
+from age_assets.ml.intervals import IntervalTable, difficulty, interval_scores, intervals_markdown
 from age_assets.serving.runtime import DESCRIPTION, ExportedModel, ModelLoadError
-from age_assets_tests.conftest import noisy_ages, synthetic_interval_table
+from age_assets_tests.conftest import noisy_ages, synthetic_face, synthetic_interval_table
 
 
 def test_held_out_coverage_is_near_nominal_and_widths_follow_the_difficulty() -> None:
@@ -100,3 +104,31 @@ def test_scores_per_true_age_band() -> None:
     assert scores["per_band"] == {"0-2": {"coverage": 0.5, "mean_width": 2.0, "faces": 2},
                                   "28-45": {"coverage": 0.5, "mean_width": 9.0, "faces": 2},
                                   "66+": {"coverage": 1.0, "mean_width": 20.0, "faces": 1}}
+
+
+def test_predict_writes_each_interval_beside_the_age(tiny_export: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    for age in (5, 30, 70):
+        synthetic_face(age, size=32, seed=age).save(tmp_path / f"{age}.png")
+    model = tiny_export / "age_estimator.tflite"
+    assert main(["predict", str(tmp_path), "--crops", "--model", str(model)]) == 0
+    out = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    columns = list(out.columns)
+    assert columns[columns.index("age"):columns.index("bucket")] == [
+        "age", "age_low_80", "age_high_80", "age_low_90", "age_high_90"]
+    assert (out["age_low_90"] <= out["age_low_80"]).all() and (out["age_low_80"] <= out["age"]).all()
+    assert (out["age"] <= out["age_high_80"]).all() and (out["age_high_80"] <= out["age_high_90"]).all()
+    estimator = ExportedModel(model)
+    crops = np.stack([np.asarray(Image.open(tmp_path / f"{age}.png").convert("RGB")) for age in (5, 30, 70)])
+    low, high = estimator.intervals(*estimator.predict(crops))["90"]
+    order = np.argsort([int(Path(p).stem) for p in out["path"]])
+    np.testing.assert_allclose(out["age_low_90"].to_numpy()[order], low, atol=0.051)
+    np.testing.assert_allclose(out["age_high_90"].to_numpy()[order], high, atol=0.051)
+
+
+def test_the_report_table_lists_every_band() -> None:
+    predicted, truth, buckets = noisy_ages(500, seed=5)
+    scores = interval_scores(truth, synthetic_interval_table()(predicted, buckets))
+    table = intervals_markdown(scores)
+    assert "| 90% | all | 500 |" in table and f"{scores['90']['coverage']:.3f}" in table
+    assert sum(f"| 80% | {band} |" in table for band in BUCKET_LABELS) == len(scores["80"]["per_band"])

@@ -15,16 +15,19 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from age_assets.artifacts import PROBABILITY_COLUMNS, Ensemble, Export, ImageSet, TrainedModel
 from age_assets.ml.intervals import COVERAGES, IntervalTable, coverage_key, interval_scores
 
+Artifact = TypeVar("Artifact", Ensemble, Export, ImageSet, TrainedModel)
 FGNET_AGE = re.compile(r"^\d{3}A(\d{2})", re.IGNORECASE)
 
 
@@ -64,9 +67,7 @@ def test_split(data_dir: Path) -> None:
     _show("test split, adaptive", interval_scores(truth, table(ages, buckets)), baseline)
 
 
-def _artifact(data_dir: Path, name: str, kind: type) -> object:
-    import json
-
+def _artifact(data_dir: Path, name: str, kind: type[Artifact]) -> Artifact:
     pointer = json.loads((data_dir / "pointers" / f"{name}.json").read_text())
     return kind(data_dir / pointer["folder"], pointer["fingerprint"])
 
