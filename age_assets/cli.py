@@ -67,13 +67,24 @@ def _decoded(path: Path, args: argparse.Namespace, draft: int | None) -> np.ndar
         return str(error) if isinstance(error, PhotoError) else f"{path}: {error.strerror}"
 
 
+def interval_columns(coverages: list[str]) -> list[str]:
+    """``age_low_80``, ``age_high_80``, ... for each coverage of the export's intervals."""
+    return [f"age_{side}_{key}" for key in coverages for side in ("low", "high")]
+
+
+def _interval_cells(face: FaceAge) -> dict[str, float]:
+    return {f"age_{side}_{key}": value for key, bounds in face.intervals.items()
+            for side, value in zip(("low", "high"), bounds)}
+
+
 def _face_rows(path: Path, faces: list[FaceAge]) -> Iterator[dict[str, object]]:
     if not faces:
         yield {"path": path, "note": "no face found"}
     for face in faces:
         x, y, width, height = face.box
         yield {"path": path, "face": face.index, "x": x, "y": y, "width": width, "height": height,
-               "score": face.score, "age": f"{face.age:.1f}", "bucket": face.bucket,
+               "score": face.score, "age": f"{face.age:.1f}",
+               **{column: f"{value:.1f}" for column, value in _interval_cells(face).items()}, "bucket": face.bucket,
                **{f"p_{label}": p for label, p in face.probabilities.items()}}
 
 
@@ -125,7 +136,8 @@ def predict(args: argparse.Namespace) -> int:
         return 2
     if args.draw:
         Path(args.draw).mkdir(parents=True, exist_ok=True)
-    columns = ["path", "face", "x", "y", "width", "height", "score", "age", "bucket",
+    coverages = list(estimator.model.interval_table.bounds) if estimator.model.interval_table else []
+    columns = ["path", "face", "x", "y", "width", "height", "score", "age", *interval_columns(coverages), "bucket",
                *[f"p_{label}" for label in estimator.model.bucket_labels], "note"]
     writer = csv.DictWriter(sys.stdout, columns, restval="")
     writer.writeheader()

@@ -139,7 +139,9 @@ def post(client: TestClient, data: bytes, name: str = PHOTO_NAME, field: str = "
 def expected_faces(estimator: Estimator, photo: bytes) -> list[dict]:
     faces = estimator.faces(decode_photo(photo, PHOTO_NAME, ServeLimits().max_pixels))
     return [{"index": f.index, "box": dict(zip(("x", "y", "width", "height"), f.box)), "score": f.score,
-             "age": f.age, "bucket": f.bucket, "probabilities": f.probabilities} for f in faces]
+             "age": f.age, "bucket": f.bucket, "probabilities": f.probabilities,
+             "intervals": {key: {"low": low, "high": high} for key, (low, high) in f.intervals.items()}}
+            for f in faces]
 
 
 @pytest.mark.shared
@@ -149,6 +151,10 @@ def test_a_photo_gives_each_face_with_its_age(estimator: Estimator, photo: bytes
     assert status == 200, body
     assert (body["file"], body["width"], body["height"]) == (PHOTO_NAME, *PHOTO_SIZE)
     assert body["faces"] and body["faces"] == expected_faces(estimator, photo)
+    for face in body["faces"]:
+        assert set(face["intervals"]) == {"80", "90"}
+        assert face["intervals"]["90"]["low"] <= face["intervals"]["80"]["low"] <= face["age"]
+        assert face["age"] <= face["intervals"]["80"]["high"] <= face["intervals"]["90"]["high"]
     assert body["message"] == f"{len(body['faces'])} face{'s' if len(body['faces']) > 1 else ''} found"
 
 
@@ -360,6 +366,9 @@ def test_the_page_boxes_each_face_with_its_age_in_headless_chromium(estimator: E
             first = page.locator("#faces li").first
             first.wait_for(timeout=30_000)
             assert first.locator(".age").inner_text() == label
+            low, high = face["intervals"]["90"]["low"], face["intervals"]["90"]["high"]
+            shown = f"90%: {math.floor(low + 0.5)}–{math.floor(high + 0.5)} years"
+            assert shown in first.locator(".detail").inner_text()
             page.wait_for_function("label => document.getElementById('canvas').getAttribute('aria-label')"
                                    ".includes(label)", arg=label, timeout=30_000)
             edge = page.evaluate(

@@ -20,6 +20,7 @@ from age_assets.assets.names import MODELS
 from age_assets.assets.outputs import artifact_output
 from age_assets.assets.versioning import VersionedConfig, code_version, data_version
 from age_assets.ml.backbones import get_backbone
+from age_assets.ml.intervals import IntervalTable
 from age_assets.ml.metrics import mae
 from age_assets.ml.npy import iter_blocks
 from age_assets.resources import Storage
@@ -41,7 +42,7 @@ class ExportConfig(VersionedConfig):
     pass
 
 
-EXPORT_VERSION = code_version("1", ExportConfig)
+EXPORT_VERSION = code_version("2", ExportConfig)
 
 
 def _outputs(predict: Predict, images: Path, batch: int = 64) -> pd.DataFrame:
@@ -61,7 +62,8 @@ def export_asset(backbones: list[str]) -> dg.AssetsDefinition:
         kinds={"tensorflow", "onnx", "tflite"},
         group_name=MODELS,
         description="One self-contained age estimator: uint8 face crops in, the ensemble's age and the 7 bucket "
-                    "probabilities out (resize, preprocessing, every member, mirror averaging, member weights and "
+                    "probabilities out (with `export.json`'s table of 80% and 90% age intervals calibrated on "
+                    "the validation split) (resize, preprocessing, every member, mirror averaging, member weights and "
                     "the bucket stacker inside), as a SavedModel, a LiteRT flatbuffer and ONNX.",
     )
     def exported_model(
@@ -98,10 +100,14 @@ def export_asset(backbones: list[str]) -> dg.AssetsDefinition:
 
             keras_outputs = _outputs(keras_predict, image_arrays.images_path("valid"))
             keras_outputs.to_csv(folder / "valid_predictions.csv", index=False)
+            intervals = IntervalTable.calibrate(keras_outputs["age"].to_numpy(),
+                                                image_arrays.labels("valid")[ensemble.info()["target"]].to_numpy(),
+                                                keras_outputs[PROBABILITY_COLUMNS].to_numpy())
             context.log.info("writing SavedModel, LiteRT and ONNX")
             export_all(model, folder, image_size, target=ensemble.info()["target"],
                        members=[{k: m[k] for k in ("name", "backbone", "weight")} for m in members],
-                       classifiers=classifiers, bucket_stacker="bucket_ensemble")
+                       classifiers=classifiers, bucket_stacker="bucket_ensemble",
+                       intervals=intervals.to_json())
 
         def metadata(result: Export) -> dict[str, Any]:
             reference = result.reference()

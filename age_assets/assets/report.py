@@ -6,14 +6,16 @@ from pathlib import Path
 
 import dagster as dg
 import numpy as np
+import pandas as pd
 
-from age_assets.artifacts import PROBABILITY_COLUMNS, Ensemble, ImageSet, Report, TrainedModel
+from age_assets.artifacts import PROBABILITY_COLUMNS, Ensemble, Export, ImageSet, Report, TrainedModel
 from age_assets.assets.metadata import png
 from age_assets.assets.names import EVALUATION
 from age_assets.assets.outputs import cost_metadata
 from age_assets.assets.versioning import VersionedConfig, code_version, data_version
 from age_assets.ml.evaluation import classifier_metrics, has_votes, markdown_report, regressor_metrics
 from age_assets.ml.groups import group_report
+from age_assets.ml.intervals import IntervalTable, interval_scores, intervals_markdown
 from age_assets.plots import error_distribution, group_errors, predicted_vs_true
 from age_assets.resources import Storage
 from age_assets.storage import atomic_write_text, build_once
@@ -23,7 +25,14 @@ class ReportConfig(VersionedConfig):
     pass
 
 
-REPORT_VERSION = code_version("5", ReportConfig)
+REPORT_VERSION = code_version("6", ReportConfig)
+
+
+def _test_intervals(exported_model: Export, ages: np.ndarray, buckets: np.ndarray, labels: pd.DataFrame) -> dict:
+    """Coverage and width on the test split of the export's intervals, applied to the ensemble's ages
+    and the bucket ensemble's probabilities (what the export computes, to its agreement check)."""
+    table = IntervalTable.from_json(exported_model.info()["intervals"])
+    return interval_scores(labels["real_age"].to_numpy(), table(ages, buckets))
 
 
 def report_asset(backbones: list[str]) -> dg.AssetsDefinition:
@@ -38,16 +47,17 @@ def report_asset(backbones: list[str]) -> dg.AssetsDefinition:
         group_name=EVALUATION,
         description="Test-split metrics for every model, the ensemble and every classifier (of ages too, for "
                     "classifiers over years); "
-                    "the ensemble per gender, race and age band; "
+                    "the ensemble per gender, race and age band; the coverage and width of the exported model's "
+                    "age intervals; "
                     "`<data dir>/reports/evaluation.json` and `evaluation.md`.",
     )
     def evaluation_report(
         context: dg.AssetExecutionContext, config: ReportConfig, image_arrays: ImageSet, ensemble: Ensemble,
-        storage: Storage, **trained: TrainedModel,
+        exported_model: Export, storage: Storage, **trained: TrainedModel,
     ) -> dg.Output[Report]:
         started = time.perf_counter()
         fingerprint = data_version(REPORT_VERSION, config, image_arrays.fingerprint, ensemble.fingerprint,
-                                   {k: v.fingerprint for k, v in sorted(trained.items())})
+                                   exported_model.fingerprint, {k: v.fingerprint for k, v in sorted(trained.items())})
         labels = image_arrays.labels("test")
         buckets = {name: trained[name].predictions("test") for name in bucket_models}
         predictions = {name: trained[name].predictions("test")["age"].to_numpy()
@@ -66,7 +76,9 @@ def report_asset(backbones: list[str]) -> dg.AssetsDefinition:
         report["classifiers"]["bucket_ensemble"] = classifier_metrics(buckets["bucket_ensemble"]["bucket"].to_numpy(),
                                                                       labels)
         report["groups"] = group_report(predictions["ensemble"], labels)
-        markdown = markdown_report(report)
+        report["intervals"] = _test_intervals(exported_model, predictions["ensemble"],
+                                              buckets["bucket_ensemble"][PROBABILITY_COLUMNS].to_numpy(), labels)
+        markdown = markdown_report(report) + intervals_markdown(report["intervals"])
         truth = labels["real_age"].to_numpy()
 
         def build(folder: Path) -> None:

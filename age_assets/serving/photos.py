@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,9 @@ class FaceAge:
     age: float
     bucket: str
     probabilities: dict[str, float]  # bucket label -> probability
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Coverage in percent (``"80"``, ``"90"``) -> (low, high) age: the true age lies inside for that
+    share of faces like the validation faces; empty for an export without intervals."""
 
 
 def decode_photo(data: bytes, name: str, max_pixels: int = MAX_PIXELS, draft: int | None = None) -> np.ndarray:
@@ -107,10 +110,13 @@ class AgeEstimator:
         if not crops:
             return []
         ages, buckets = self.model.predict(np.stack(crops))
+        intervals = self.model.intervals(ages, buckets)
         labels = self.model.bucket_labels
         return [FaceAge(i, box, score, round(float(age), 2), labels[int(np.argmax(p))],
-                        {label: round(float(v), 4) for label, v in zip(labels, p)})
-                for i, box, score, age, p in zip(indices, boxes, scores, ages, buckets)]
+                        {label: round(float(v), 4) for label, v in zip(labels, p)},
+                        {key: (round(float(low[n]), 2), round(float(high[n]), 2))
+                         for key, (low, high) in intervals.items()})
+                for n, (i, box, score, age, p) in enumerate(zip(indices, boxes, scores, ages, buckets))]
 
 
 class FaceCutter:

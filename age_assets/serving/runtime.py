@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from age_assets.ml.intervals import IntervalTable
+
 DESCRIPTION = "export.json"
 """Written beside the exported files: image size, bucket labels, members, agreement with Keras."""
 REBUILD = ("rebuild it with: dg launch --assets exported_model  "
@@ -43,6 +45,8 @@ class ExportedModel:
             self.description = json.loads(description.read_text())
             self.image_size: int = int(self.description["image_size"])
             self.bucket_labels: list[str] = list(self.description["bucket_labels"])
+            table = self.description.get("intervals")
+            self.interval_table = IntervalTable.from_json(table) if table is not None else None
         except (OSError, ValueError, KeyError) as error:
             raise ModelLoadError(f"{description}: cannot read the export's description ({error}); {REBUILD}") from error
         try:
@@ -63,6 +67,12 @@ class ExportedModel:
             return np.zeros(0, np.float32), np.zeros((0, len(self.bucket_labels)), np.float32)
         parts = [self._run(crops[i:i + batch]) for i in range(0, len(crops), batch)]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+    def intervals(self, ages: np.ndarray, buckets: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per coverage (``"80"``, ``"90"``), the (low, high) ages of ``predict``'s outputs, from the
+        table in ``export.json``; empty for an export made before intervals."""
+        return self.interval_table(ages, buckets) if self.interval_table is not None else {}
 
 
 class LiteRT:

@@ -16,7 +16,7 @@ from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
@@ -58,6 +58,11 @@ class Box(BaseModel):
     height: int
 
 
+class Interval(BaseModel):
+    low: float
+    high: float
+
+
 class Face(BaseModel):
     index: int
     box: Box
@@ -65,6 +70,9 @@ class Face(BaseModel):
     age: float
     bucket: str
     probabilities: dict[str, float]
+    intervals: dict[str, Interval] = Field(
+        description="coverage in percent (\"80\", \"90\") -> the ages between which the true age lies for that "
+                    "share of faces like the validation faces")
 
 
 class Prediction(BaseModel):
@@ -107,7 +115,8 @@ def _megabytes(n: int) -> str:
 def _face(face: FaceAge) -> Face:
     x, y, width, height = face.box
     return Face(index=face.index, box=Box(x=x, y=y, width=width, height=height), score=face.score,
-                age=face.age, bucket=face.bucket, probabilities=face.probabilities)
+                age=face.age, bucket=face.bucket, probabilities=face.probabilities,
+                intervals={key: Interval(low=low, high=high) for key, (low, high) in face.intervals.items()})
 
 
 async def _serve_error(request: Request, error: ServeError) -> JSONResponse:

@@ -24,6 +24,14 @@ const megabytes = (n) => `${+(n / 1e6).toPrecision(3)} MB`;
 const percent = (p) => `${Math.round(p * 100)}%`;
 const faceLabel = (face) => `age ${Math.round(face.age)} · ${face.bucket}`;
 
+// The widest interval the export carries, e.g. "; 90%: 24-41 years".
+function intervalText(face) {
+  const keys = Object.keys(face.intervals || {}).sort((a, b) => b - a);
+  if (!keys.length) return "";
+  const { low, high } = face.intervals[keys[0]];
+  return `; ${keys[0]}%: ${Math.round(low)}–${Math.round(high)} years`;
+}
+
 function reset() {
   errorLine.hidden = true;
   errorLine.textContent = "";
@@ -77,7 +85,7 @@ async function show(file, prediction) {
     detail.className = "detail";
     const sure = face.probabilities[face.bucket];
     const bucket = sure === undefined ? "" : `; ${percent(sure)} for ${face.bucket}`;
-    detail.textContent = ` (${face.age.toFixed(1)} years${bucket})`;
+    detail.textContent = ` (${face.age.toFixed(1)} years${intervalText(face)}${bucket})`;
     item.append(age, detail);
     faceList.append(item);
   }
