@@ -47,6 +47,16 @@ def test_a_small_band_takes_the_pooled_quantiles() -> None:
     assert table.bounds["80"][0] != table.bounds["80"][4]
 
 
+@pytest.mark.parametrize(("faces", "coverages"), [(8, set()), (9, {"80"}), (18, {"80"}), (19, {"80", "90"})])
+def test_a_coverage_too_few_faces_support_is_left_out(faces: int, coverages: set[str]) -> None:
+    """Split conformal needs (n + 1)(1 + coverage) / 2 <= n: fewer faces would give an endless interval."""
+    rng = np.random.default_rng(0)
+    predicted = rng.uniform(20, 40, faces)
+    table = IntervalTable.calibrate(predicted, predicted + rng.normal(0, 3, faces), np.full((faces, 7), 1 / 7))
+    assert set(table.bounds) == coverages
+    assert all(np.isfinite(row).all() for rows in table.bounds.values() for row in rows)
+
+
 def test_calibration_needs_matching_inputs() -> None:
     with pytest.raises(ValueError, match="as many predictions as true ages"):
         IntervalTable.calibrate(np.zeros(3), np.zeros(4), np.full((3, 7), 1 / 7))
@@ -76,6 +86,8 @@ def test_litert_and_onnx_give_the_same_interval(tiny_export: Path) -> None:
 
 
 @pytest.mark.parametrize("table", [{"bounds": {"80": [[-1, 1]]}, "band_faces": [1], "bands": list(BUCKET_LABELS)},
+                                   {"bounds": {"90": [[-np.inf, np.inf]] * 7}, "band_faces": [1] * 7,
+                                    "bands": list(BUCKET_LABELS)},
                                    {"bounds": "none"}, [1, 2]])
 def test_a_damaged_interval_table_names_the_file(tiny_export: Path, tmp_path: Path, table: object) -> None:
     copy = tmp_path / "export"

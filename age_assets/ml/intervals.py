@@ -8,7 +8,8 @@ gets a wider interval than one they agree on. Within each band of predicted age 
 the interval is ``predicted + difficulty * [lower, upper]`` with ``lower`` and ``upper`` the split
 conformal quantiles of that band's errors at ``(1 - coverage) / 2`` from each side, so that, for
 faces like the validation faces, each tail holds at most half the miss rate. A band with fewer than
-``MIN_BAND_FACES`` validation faces takes the quantiles of all faces.
+``MIN_BAND_FACES`` validation faces takes the quantiles of all faces. A coverage that all the
+validation faces together cannot support (90% needs at least 19, 80% at least 9) is left out.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ class IntervalTable:
         bounds = {}
         for coverage in coverages:
             pooled = _conformal_bounds(scores, coverage)
+            if not np.isfinite(pooled).all():  # too few faces to state this coverage: no interval, not an endless one
+                continue
             bounds[coverage_key(coverage)] = [
                 list(_conformal_bounds(scores[bands == b], coverage) if faces[b] >= MIN_BAND_FACES else pooled)
                 for b in range(len(BUCKET_LABELS))]
@@ -108,6 +111,8 @@ class IntervalTable:
         if list(data.get("bands", [])) != list(BUCKET_LABELS) or any(  # type: ignore[call-overload]
                 len(v) != len(BUCKET_LABELS) for v in bounds.values()):
             raise ValueError(f"an interval table needs one row per band {list(BUCKET_LABELS)}")
+        if not all(np.isfinite(row).all() for v in bounds.values() for row in v):
+            raise ValueError("an interval table's bounds must be finite numbers")
         return cls(bounds, faces)
 
 
