@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-DESCRIPTION = "export.json"
-"""Written beside the exported files: image size, bucket labels, members, agreement with Keras."""
+from age_assets.export_files import DESCRIPTION
+
 REBUILD = ("rebuild it with: dg launch --assets exported_model  "
            "(or: dagster asset materialize -m age_assets --select exported_model)")
 
