@@ -9,12 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from age_assets.cli import model_file
 from age_assets.definitions import build_defs
 from age_assets.promotion import PROMOTED, reference_set
 from age_assets.storage import Pointer, atomic_write_text
 from age_assets_tests.conftest import synthetic_face
-
-pytestmark = pytest.mark.slow  # three real exports
 
 SIZE = 32
 
@@ -78,6 +77,7 @@ def promoted(root: Path) -> str | None:
     return pointer.fingerprint if pointer else None
 
 
+@pytest.mark.slow  # three real exports
 def test_a_worse_export_is_refused_and_a_better_one_promoted_on_the_first_test_split(tmp_path: Path) -> None:
     root = tmp_path / "data"
     train, train_labels = faces(60, 0)
@@ -126,3 +126,17 @@ def test_retraining_and_new_data_go_through_the_gate() -> None:
                    .targets[0]):
         selection = target.resolvable_to_job.selection if hasattr(target, "resolvable_to_job") else None
         assert selection is not None and promoted_key in selection.resolve(graph)
+
+
+def test_predict_and_serve_use_the_promoted_model_and_say_when_there_is_none(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    root = tmp_path / "data"
+    newest, promoted_folder = root / "exported_model" / "b", root / "exported_model" / "a"
+    atomic_write_text(Pointer.path(root, "exported_model"), Pointer("Export", newest, "b").text(root))
+    assert model_file(None, str(root), "onnx") == newest.resolve() / "age_estimator.onnx"
+    assert "no model promoted" in capsys.readouterr().err
+    atomic_write_text(Pointer.path(root, PROMOTED), Pointer("Export", promoted_folder, "a").text(root))
+    assert model_file(None, str(root), "litert") == promoted_folder.resolve() / "age_estimator.tflite"
+    newest.mkdir(parents=True)
+    assert model_file(str(newest), str(root), "litert") == newest / "age_estimator.tflite", "--model wins"
+    assert capsys.readouterr().err == ""
