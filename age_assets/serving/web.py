@@ -126,7 +126,7 @@ async def _invalid_request(request: Request, error: RequestValidationError) -> J
                         status_code=422)
 
 
-def create_app(estimator: Estimator | FollowedModel[Estimator], limits: ServeLimits = ServeLimits(),
+def create_app(estimator: Estimator | FollowedModel[Any], limits: ServeLimits = ServeLimits(),
                model: Path | None = None) -> FastAPI:
     """The API and the page around ``estimator``, or around whichever model a ``FollowedModel`` holds at
     each request; ``model`` is only reported by ``/health``."""
