@@ -8,7 +8,7 @@ import argparse
 import csv
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from age_assets.serving.photos import AgeEstimator, FaceAge
+    from age_assets.storage import Pointer
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 RUNTIME_FILES = {"litert": "age_estimator.tflite", "onnx": "age_estimator.onnx"}
@@ -38,16 +39,40 @@ def image_files(paths: list[str]) -> list[Path]:
 
 
 def model_file(model: str | None, data_dir: str, runtime: str) -> Path:
-    """``--model`` (a file, or an export folder), else the current ``exported_model`` under the data dir."""
-    from age_assets.storage import Pointer
-
+    """``--model`` (a file, or an export folder), else the promoted model under the data dir (the newest
+    ``exported_model`` where none was promoted yet, saying so)."""
     if model:
         path = Path(model)
         return path / RUNTIME_FILES[runtime] if path.is_dir() else path
-    pointer = Pointer.read(Path(data_dir), "exported_model")
-    if pointer is None:
-        raise SystemExit(f"age-assets: no exported model under {data_dir}; {BUILD_HINT}")
+    pointer = model_in_use(data_dir)
     return pointer.folder / RUNTIME_FILES[runtime]
+
+
+def model_in_use(data_dir: str) -> Pointer:
+    """The ``promoted_model`` pointer under the data dir, else the ``exported_model`` one (with a note on
+    stderr); SystemExit naming what to build where there is neither."""
+    from age_assets.storage import Pointer
+
+    promoted = Pointer.read(Path(data_dir), "promoted_model")
+    if promoted is not None:
+        return promoted
+    newest = Pointer.read(Path(data_dir), "exported_model")
+    if newest is None:
+        raise SystemExit(f"age-assets: no exported model under {data_dir}; {BUILD_HINT}")
+    print(f"age-assets: no model promoted under {data_dir} yet; using the newest export {newest.folder.name} "
+          f"(promote one with: dg launch --assets promoted_model)", file=sys.stderr)
+    return newest
+
+
+def _follow_promoted(data_dir: str, runtime: str) -> Callable[[], tuple[Path, str]]:
+    """Where the promoted model is now, for ``serve`` to follow (the newest export until one is promoted)."""
+    from age_assets.storage import Pointer
+
+    def locate() -> tuple[Path, str]:
+        pointer = Pointer.read(Path(data_dir), "promoted_model") or model_in_use(data_dir)
+        return pointer.folder / RUNTIME_FILES[runtime], pointer.fingerprint
+
+    return locate
 
 
 def _estimator(args: argparse.Namespace) -> AgeEstimator:
@@ -160,7 +185,9 @@ def serve(args: argparse.Namespace) -> int:
     limits = ServeLimits(max_upload_bytes=int(args.max_upload_mb * 1e6), max_pixels=args.max_pixels,
                          max_concurrent=args.max_concurrent)
     try:
-        run_server(model_file(args.model, args.data_dir, args.runtime), args.host, args.port, limits, not args.crops)
+        model = model_file(args.model, args.data_dir, args.runtime) if args.model else \
+            _follow_promoted(args.data_dir, args.runtime)
+        run_server(model, args.host, args.port, limits, not args.crops)
     except ModelLoadError as error:
         print(f"age-assets: {error}", file=sys.stderr)
         return 2
@@ -173,7 +200,7 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=os.environ.get("AGE_ASSETS_DATA_DIR", "data"),
                         help="storage root holding exported_model (default: $AGE_ASSETS_DATA_DIR or ./data)")
     parser.add_argument("--model", help="an exported .tflite or .onnx file, or an export folder, instead of the "
-                                        "current exported_model under --data-dir")
+                                        "promoted model under --data-dir (which serve follows as it changes)")
     parser.add_argument("--runtime", choices=sorted(RUNTIME_FILES), default="litert",
                         help="LiteRT (default: starts in a tenth of a second) or ONNX Runtime")
     parser.add_argument("--crops", action="store_true",

@@ -14,6 +14,7 @@ from age_assets.assets.dataset import augmented_train, image_arrays, raw_dataset
 from age_assets.assets.export import export_asset, exports_agree_with_keras
 from age_assets.assets.model_card import model_card
 from age_assets.assets.models import classifier_asset, ensemble_asset, model_asset
+from age_assets.assets.promotion import PromotionGate, not_worse_than_promoted, promoted_model
 from age_assets.assets.report import report_asset
 from age_assets.automation import DEFAULT_RETRAIN_CRON, raw_data_changed, retraining_schedule
 from age_assets.configurations import configuration_jobs
@@ -35,6 +36,7 @@ ENV_MIXED_PRECISION = "AGE_ASSETS_MIXED_PRECISION"
 ENV_EXECUTOR = "AGE_ASSETS_EXECUTOR"
 ENV_KEEP_VERSIONS = "AGE_ASSETS_KEEP_VERSIONS"
 ENV_MLFLOW_URI = "AGE_ASSETS_MLFLOW_URI"
+ENV_PROMOTION_TOLERANCE = "AGE_ASSETS_PROMOTION_TOLERANCE"
 
 
 def executor_from(env: Mapping[str, str]) -> dg.ExecutorDefinition:
@@ -52,7 +54,7 @@ def executor_from(env: Mapping[str, str]) -> dg.ExecutorDefinition:
 
 def build_assets(backbones: list[str]) -> list[dg.AssetsDefinition]:
     """The whole graph for these backbones: data, a model and a classifier each, both ensembles, report,
-    the exported model."""
+    the exported model and the promoted one."""
     for name in backbones:
         get_backbone(name)
     return [
@@ -64,13 +66,16 @@ def build_assets(backbones: list[str]) -> list[dg.AssetsDefinition]:
         report_asset(backbones),
         export_asset(backbones),
         model_card,
+        promoted_model,
     ]
 
 
 def build_checks(backbones: list[str]) -> list[dg.AssetChecksDefinition]:
-    """Blocking checks on image_arrays, every regressor and classifier, and the exported model."""
+    """Blocking checks on image_arrays, every regressor and classifier, and the exported model (it agrees
+    with Keras and is not worse than the promoted model)."""
     trained = [f"{kind}_{b}" for kind in ("model", "classifier") for b in backbones] + ["bucket_ensemble"]
-    return [image_arrays_are_sound, *[model_check(name) for name in trained], exports_agree_with_keras]
+    return [image_arrays_are_sound, *[model_check(name) for name in trained], exports_agree_with_keras,
+            not_worse_than_promoted]
 
 
 def keep_versions_from(env: Mapping[str, str]) -> int:
@@ -93,6 +98,7 @@ def build_defs(env: Mapping[str, str] = os.environ) -> dg.Definitions:
                 (("appa_real_url", ENV_APPA_URL), ("appa_real_checksum", ENV_APPA_CHECKSUM)) if name in env}
     source = DatasetSource(spec=env.get(ENV_DATASET, "appa-real"), test_spec=env.get(ENV_TEST_DATASET, ""), **download)
     backbones = backbones_from(env)
+    promotion = {"tolerance_years": float(env[ENV_PROMOTION_TOLERANCE])} if env.get(ENV_PROMOTION_TOLERANCE) else {}
     storage = Storage(data_dir=data_dir, keep_versions=keep_versions_from(env))
     return dg.Definitions(
         assets=build_assets(backbones),
@@ -108,6 +114,7 @@ def build_defs(env: Mapping[str, str] = os.environ) -> dg.Definitions:
             "accelerator": Accelerator(mixed_precision=env.get(ENV_MIXED_PRECISION, "") in ("1", "true", "yes")),
             "io_manager": ArtifactIOManager(storage=storage),
             "tracking": ExperimentTracking(mlflow_uri=env.get(ENV_MLFLOW_URI, "")),
+            "promotion": PromotionGate(**promotion),
         },
     )
 

@@ -163,7 +163,7 @@ def test_schedule_retrains_models_and_report_and_is_stopped_by_default(tmp_path:
     job = defs.get_repository_def().get_job(schedule.job_name)
     assert job.asset_layer.selected_asset_keys == {dg.AssetKey(k) for k in (
         "model_mobilenet_v3_small", "classifier_mobilenet_v3_small", "ensemble", "bucket_ensemble", "evaluation_report",
-        "exported_model", "model_card")}
+        "exported_model", "model_card", "promoted_model")}
     with dg.build_schedule_context(scheduled_execution_time=pd.Timestamp("2026-11-29 02:30", tz="UTC")) as context:
         requests = schedule.evaluate_tick(context).run_requests
     assert len(requests) == 1

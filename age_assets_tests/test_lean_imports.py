@@ -35,3 +35,19 @@ def test_the_package_still_offers_defs_to_dagster() -> None:
             "found = [n for n, v in inspect.getmembers(age_assets) if isinstance(v, dg.Definitions)]\n"
             "assert found == ['defs'], found")
     assert _imported_after(code) == ["dagster"]
+
+
+def test_imports_run_down_the_rooms_only() -> None:
+    """``ml/`` and ``datasets/`` never import the serving code, nor anything of Dagster's."""
+    import ast
+
+    package = Path(__file__).resolve().parents[1] / "age_assets"
+    upward = []
+    for room in ("ml", "datasets"):
+        for path in sorted((package / room).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
+                    [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                upward += [f"{path.name}: {n}" for n in names
+                           if n.startswith(("age_assets.serving", "age_assets.assets", "dagster"))]
+    assert upward == []

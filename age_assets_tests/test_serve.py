@@ -168,7 +168,7 @@ def test_a_photo_without_faces_says_so(photo: bytes) -> None:
 def test_health_names_the_model_and_its_input_size(estimator: Estimator) -> None:
     with client_for(estimator) as client:
         body = client.get("/health").json()
-    assert body == {"status": "ok", "image_size": estimator.image_size, "model": "model.onnx",
+    assert body == {"status": "ok", "image_size": estimator.image_size, "model": "model.onnx", "fingerprint": None,
                     "max_upload_bytes": ServeLimits().max_upload_bytes, "max_pixels": ServeLimits().max_pixels}
 
 

@@ -90,7 +90,7 @@ def test_graphql_lists_every_asset_check_schedule_and_sensor(webserver: str) -> 
     checks = {(name, c["name"]) for name, n in nodes.items() for c in n["assetChecksOrError"]["checks"]
               if c["blocking"]}
     assert checks == {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
-    assert len(checks) == 7  # image_arrays, 2 models, 2 classifiers, bucket_ensemble, exported_model
+    assert len(checks) == 8  # image_arrays, 2 models, 2 classifiers, bucket_ensemble, exported_model (2)
     repository = data["repositoriesOrError"]["nodes"][0]
     schedules = [(s["name"], s["scheduleState"]["status"]) for s in repository["schedules"]]
     assert schedules == [("weekly_retraining", "STOPPED")]

@@ -5,6 +5,7 @@ Annotations here stay evaluated (no ``from __future__ import annotations``): Dag
 config class from the asset function's ``config`` annotation.
 """
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +25,7 @@ from age_assets.ml.intervals import IntervalTable
 from age_assets.ml.metrics import mae
 from age_assets.ml.npy import iter_blocks
 from age_assets.resources import Storage
-from age_assets.storage import bytes_on_disk
+from age_assets.storage import atomic_write_text, bytes_on_disk
 
 if TYPE_CHECKING:
     from age_assets.ml.export import Member
@@ -141,11 +142,35 @@ def _saved_model_predict(folder: Path) -> Predict:
     return predict
 
 
+AGREEMENT_VERDICT = "agreement.json"
+"""In the export folder: the agreement check's verdict and metadata, with the tolerances and validation images
+it was reached under."""
+
+
 @dg.asset_check(asset="exported_model", blocking=True, additional_ins={"image_arrays": dg.AssetIn("image_arrays")},
                 description=f"Each export (SavedModel, LiteRT, ONNX) reproduces the Keras model on every validation "
                             f"image: ages within {AGREEMENT_YEARS} years, bucket probabilities within "
-                            f"{AGREEMENT_PROBABILITY}.")
+                            f"{AGREEMENT_PROBABILITY}. An unchanged export reuses its stored verdict.")
 def exports_agree_with_keras(image_arrays: ImageSet, exported_model: Export) -> dg.AssetCheckResult:
+    started = time.perf_counter()
+    stored = exported_model.folder / AGREEMENT_VERDICT
+    reached_under = {"years": AGREEMENT_YEARS, "probability": AGREEMENT_PROBABILITY,
+                     "images": image_arrays.fingerprint}
+    verdict = json.loads(stored.read_text()) if stored.is_file() else {}
+    reused = verdict.get("reached_under") == reached_under
+    if not reused:
+        passed, metadata = _agreement(image_arrays, exported_model)
+        verdict = {"reached_under": reached_under, "passed": passed, "metadata": metadata}
+        atomic_write_text(stored, json.dumps(verdict, indent=1))
+    return dg.AssetCheckResult(passed=verdict["passed"], severity=dg.AssetCheckSeverity.ERROR, metadata={
+        **verdict["metadata"], "reused": reused, "check_seconds": round(time.perf_counter() - started, 2)})
+
+
+def _agreement(image_arrays: ImageSet, exported_model: Export) -> tuple[bool, dict[str, float]]:
+    """Whether every export file reproduces the Keras model's stored outputs, and by how much each differs.
+
+    The export folder is named by the fingerprint of everything that made it (the validation
+    images included), so its verdict holds for as long as the folder exists."""
     from age_assets.serving.runtime import ExportedModel
 
     reference = exported_model.reference()
@@ -163,4 +188,4 @@ def exports_agree_with_keras(image_arrays: ImageSet, exported_model: Export) -> 
         passed &= years <= AGREEMENT_YEARS and probability <= AGREEMENT_PROBABILITY
         metadata |= {f"{name}_max_age_difference": round(years, 5), f"{name}_max_probability_difference":
                      round(probability, 6), f"{name}_seconds": round(time.perf_counter() - started, 1)}
-    return dg.AssetCheckResult(passed=passed, severity=dg.AssetCheckSeverity.ERROR, metadata=metadata)
+    return passed, metadata

@@ -25,10 +25,10 @@ import numpy as np
 from keras import layers, ops
 from sklearn.pipeline import Pipeline
 
+from age_assets.export_files import DESCRIPTION
 from age_assets.ml.age_distribution import BUCKET_SUMS, YEARS, median_age
 from age_assets.ml.buckets import BUCKET_LABELS
 from age_assets.ml.models import Cut, cut_at_frozen_boundary
-from age_assets.serving.runtime import DESCRIPTION
 
 INPUT_NAME = "faces"
 FORMATS = {"saved_model": "saved_model", "litert": "age_estimator.tflite", "onnx": "age_estimator.onnx"}

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from age_assets.export_files import DESCRIPTION
 from age_assets.ml.intervals import IntervalTable
 
-DESCRIPTION = "export.json"
-"""Written beside the exported files: image size, bucket labels, members, agreement with Keras."""
 REBUILD = ("rebuild it with: dg launch --assets exported_model  "
            "(or: dagster asset materialize -m age_assets --select exported_model)")
 

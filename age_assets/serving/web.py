@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
+from age_assets.serving.followed_model import FollowedModel, Locate, ServedModel
 from age_assets.serving.photos import MAX_PIXELS, AgeEstimator, FaceAge, PhotoError, PhotoTooLarge, decode_photo
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class Health(BaseModel):
     status: str
     image_size: int
     model: str | None
+    fingerprint: str | None
     max_upload_bytes: int
     max_pixels: int
 
@@ -133,13 +135,20 @@ async def _invalid_request(request: Request, error: RequestValidationError) -> J
                         status_code=422)
 
 
-def create_app(estimator: Estimator, limits: ServeLimits = ServeLimits(), model: Path | None = None) -> FastAPI:
-    """The API and the page around ``estimator``; ``model`` is only reported by ``/health``."""
+def create_app(estimator: Estimator | FollowedModel[Any], limits: ServeLimits = ServeLimits(),
+               model: Path | None = None) -> FastAPI:
+    """The API and the page around ``estimator``, or around whichever model a ``FollowedModel`` holds at
+    each request; ``model`` is only reported by ``/health``."""
+    served = estimator if isinstance(estimator, FollowedModel) else FollowedModel(ServedModel(estimator, model, None))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[_State]:
         # Created here so that the semaphore belongs to the loop that serves the requests.
-        yield {"slots": anyio.Semaphore(limits.max_concurrent)}
+        async with anyio.create_task_group() as tasks:
+            if served.follows:
+                tasks.start_soon(served.watch)
+            yield {"slots": anyio.Semaphore(limits.max_concurrent)}
+            tasks.cancel_scope.cancel()
 
     app = FastAPI(title="age_assets", summary="Ages of the faces in a photo", lifespan=lifespan,
                   exception_handlers={ServeError: _serve_error, HTTPException: _http_error,
@@ -181,8 +190,9 @@ def create_app(estimator: Estimator, limits: ServeLimits = ServeLimits(), model:
             slots.release()
 
     def analyse(data: bytes, name: str) -> Prediction:
+        current = served.current.estimator  # this request's model, even if another is promoted meanwhile
         image = decode_photo(data, name, limits.max_pixels)
-        faces = [_face(face) for face in estimator.faces(image)]
+        faces = [_face(face) for face in current.faces(image)]
         message = f"{len(faces)} face{'s' if len(faces) > 1 else ''} found" if faces else "no face found"
         return Prediction(file=name, width=image.shape[1], height=image.shape[0], faces=faces, message=message)
 
@@ -210,15 +220,21 @@ def create_app(estimator: Estimator, limits: ServeLimits = ServeLimits(), model:
 
     @app.get("/health", response_model=Health)
     async def health() -> Health:
-        return Health(status="ok", image_size=estimator.image_size, model=str(model) if model else None,
+        current = served.current
+        return Health(status="ok", image_size=current.estimator.image_size,
+                      model=str(current.path) if current.path else None, fingerprint=current.fingerprint,
                       max_upload_bytes=limits.max_upload_bytes, max_pixels=limits.max_pixels)
 
     app.mount("/", StaticFiles(packages=[("age_assets.serving", "static")], html=True), name="page")
     return app
 
 
-def serve(model: Path, host: str = "127.0.0.1", port: int = 8000, limits: ServeLimits = ServeLimits(),
+def serve(model: Path | Locate, host: str = "127.0.0.1", port: int = 8000, limits: ServeLimits = ServeLimits(),
           detect: bool = True) -> None:
-    """Load ``model`` once and answer on ``host:port`` until interrupted."""
-    app = create_app(AgeEstimator(model, detect=detect), limits, model=model)
+    """Load ``model`` once and answer on ``host:port`` until interrupted; where ``model`` locates the
+    model to serve (the promoted one), follow it as it changes."""
+    if callable(model):
+        app = create_app(FollowedModel.follow(model, lambda path: AgeEstimator(path, detect=detect)), limits)
+    else:
+        app = create_app(AgeEstimator(model, detect=detect), limits, model=model)
     uvicorn.run(app, host=host, port=port)
