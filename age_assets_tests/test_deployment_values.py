@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import yaml
 
@@ -36,7 +37,7 @@ def test_every_variable_the_deployment_sets_is_one_the_code_reads(deployment: di
 def test_the_deployment_builds_definitions_with_the_k8s_executor(deployment: dict) -> None:
     env = {item["name"]: item["value"] for item in deployment["env"]}
     defs = build_defs(env)
-    assert defs.executor is not None and defs.executor.name == "k8s"
+    assert isinstance(defs.executor, dg.ExecutorDefinition) and defs.executor.name == "k8s"
     job = defs.resolve_implicit_global_asset_job_def()
     training = {f"{kind}_{b}" for kind in ("model", "classifier") for b in definitions.backbones_from(env)}
     assert training <= {node.name for node in job.graph.nodes}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from age_assets.definitions import ENV_BACKBONES, ENV_DATA_DIR, ENV_DATASET, ENV
 
 BACKBONE = "mobilenet_v3_small"
 STEP = f"model_{BACKBONE}"
+EPOCH_END = re.compile(r"epoch \d+: [a-z_]+=")
+"""The line a training step logs at each epoch's end (its progress lines say batches instead)."""
 
 
 def settings_env(data_dir: str, faces: str, mixed_precision: bool = False) -> dict[str, str]:
@@ -35,8 +38,8 @@ def prepare(data_dir: str, faces: str, source: str, n: int) -> None:
         (folder / path.name).unlink(missing_ok=True)
         (folder / path.name).symlink_to(path.resolve())
     defs = build_defs(settings_env(data_dir, faces))
-    dg.materialize(list(defs.assets), resources=defs.resources, selection=["raw_dataset", "image_arrays",
-                                                                            "augmented_train"])
+    data = [dg.AssetKey(name) for name in ("raw_dataset", "image_arrays", "augmented_train")]
+    defs.resolve_implicit_global_asset_job_def().execute_in_process(asset_selection=data)
 
 
 def train(data_dir: str, faces: str, epochs: int, seed: int, mixed_precision: bool) -> dict[str, object]:
@@ -53,7 +56,7 @@ def train(data_dir: str, faces: str, epochs: int, seed: int, mixed_precision: bo
                                     asset_selection=[dg.AssetKey(STEP)], raise_on_error=False)
     (materialization,) = result.asset_materializations_for_node(STEP)
     epoch_times = [entry.timestamp for entry in instance.all_logs(result.run_id)
-                   if entry.user_message.startswith("epoch ")]
+                   if EPOCH_END.match(entry.user_message)]
     gpus = tf.config.list_physical_devices("GPU")
     peak = tf.config.experimental.get_memory_info("GPU:0")["peak"] if gpus else 0
     return {"device": materialization.metadata["device"].value, "mixed_precision": mixed_precision,
