@@ -8,9 +8,16 @@ EVALUATION = "evaluation"
 TRAINING_POOL = "gpu"
 """Training steps share this concurrency pool; the instance limits it to one (dagster.yaml)."""
 
-ONE_GPU_ON_KUBERNETES = {"dagster-k8s/config": {"container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}}}
-"""Under dagster-k8s' step executor each training step's pod asks for one GPU; other executors
-ignore this tag."""
+GPU_NODE_LABEL = "nvidia.com/gpu.present"
+"""The node label NVIDIA's GPU operator (GPU feature discovery) sets on nodes with a GPU."""
+
+ONE_GPU_ON_KUBERNETES = {"dagster-k8s/config": {
+    "container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}},
+    "pod_spec_config": {"node_selector": {GPU_NODE_LABEL: "true"},
+                        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]},
+}}
+"""Under dagster-k8s' step executor each training step's pod asks for one GPU on a GPU node
+(tolerating the taint such nodes usually carry); other executors ignore this tag."""
 
 EVALUATED = ("valid", "test")
 """The splits every trained asset predicts: valid for fitting ensembles and checks, test for the report."""
