@@ -12,7 +12,7 @@ import yaml
 
 from age_assets import definitions
 from age_assets.assets.names import GPU_NODE_LABEL, TRAINING_POOL
-from age_assets.definitions import build_defs
+from age_assets.definitions import backbones_from, build_defs
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 ENV_NAMES = {value for name, value in vars(definitions).items() if name.startswith("ENV_")}
@@ -64,8 +64,8 @@ def test_training_steps_ask_for_a_gpu_node_in_the_pool_the_instance_limits(deplo
 
     env = {item["name"]: item["value"] for item in deployment["env"]}
     graph = build_defs(env).get_repository_def().asset_graph
-    training = [key for key in graph.get_all_asset_keys() if key.path[0].startswith(("model_", "classifier_"))]
-    assert training
+    training = [dg.AssetKey(f"{kind}_{b}") for b in backbones_from(env) for kind in ("model", "classifier")]
+    assert training and set(training) <= graph.get_all_asset_keys()
     for key in training:
         node = graph.get(key).assets_def
         assert node.op.pool == TRAINING_POOL
