@@ -16,6 +16,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -228,11 +230,23 @@ def endless_upload(chunk_bytes: int = 64 * 1024, most_bytes: int = 200_000_000) 
         yield bytes(chunk_bytes)
 
 
-def test_an_upload_declared_over_the_limit_is_refused_unread(fake: FakeEstimator) -> None:
+def test_an_upload_declared_far_over_the_limit_is_refused_unread(fake: FakeEstimator) -> None:
     app = create_app(fake, ServeLimits(max_upload_bytes=1_000_000))
     status, body, read = asgi_post(app, [(b"content-length", b"2000000000")], endless_upload())
     assert (status, read) == (413, 0)
     assert "1 MB limit" in body["error"]
+
+
+def test_a_client_that_sends_its_whole_body_first_receives_the_413(fake: FakeEstimator) -> None:
+    """urllib writes all 11 MB before reading; a server that answers and closes early resets it."""
+    body = b'--xyz\r\nContent-Disposition: form-data; name="image"; filename="big.jpg"\r\n\r\n' + bytes(11_000_000)
+    with live_server(create_app(fake, ServeLimits(max_upload_bytes=1_000_000))) as url:
+        request = urllib.request.Request(f"{url}/predict", data=body + b"\r\n--xyz--\r\n", method="POST",
+                                         headers={"Content-Type": "multipart/form-data; boundary=xyz"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 413 and "1 MB limit" in json.loads(refused.value.read())["error"]
+    assert fake.most_running == 0
 
 
 def test_an_undeclared_upload_is_cut_off_at_the_limit(fake: FakeEstimator) -> None:

@@ -26,6 +26,10 @@ logger = logging.getLogger(__name__)
 
 MULTIPART_OVERHEAD = 64 * 1024
 """Room for the multipart boundaries and part headers around the file in a request body."""
+MAX_DISCARDED_BYTES = 64_000_000
+"""An oversize body up to this long is read and thrown away before the 413 answer: a client that
+sends its whole body before it reads the answer (Python's urllib) otherwise gets a connection reset
+instead of the answer. A longer one is refused unread."""
 
 
 @dataclass(frozen=True)
@@ -147,12 +151,16 @@ def create_app(estimator: Estimator, limits: ServeLimits = ServeLimits(), model:
     @app.middleware("http")
     async def refuse_declared_oversize(request: Request, call_next: Callable[[Request], Awaitable[Response]]
                                        ) -> Response:
-        """A body whose Content-Length is over the limit is refused unread, in JSON like the other errors.
+        """A body whose Content-Length is over the limit is refused, in JSON like the other errors,
+        unsaved: read and thrown away up to ``MAX_DISCARDED_BYTES``, unread beyond.
 
         The route's own ``max_body_size`` counts the bytes of a body sent without Content-Length.
         """
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > body_limit:
+            if int(length) <= MAX_DISCARDED_BYTES:
+                async for _ in request.stream():
+                    pass
             return upload_too_large()
         return await call_next(request)
 
