@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -53,6 +55,19 @@ def test_the_pixel_limit_is_checked_before_decoding() -> None:
     with pytest.raises(PhotoTooLarge, match=r"big.png: 300x200 pixels, over the limit of 50,000"):
         decode_photo(data, "big.png", max_pixels=50_000)
     assert decode_photo(data, "big.png", max_pixels=60_000).shape == (200, 300, 3)
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A bilevel PNG that declares ``width`` x ``height`` and holds no pixels: what Image.open reads."""
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    chunk = b"IHDR" + header
+    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(header)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+            + struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND")))
+
+
+def test_a_picture_over_pillows_own_bomb_limit_is_too_large_not_damaged() -> None:
+    with pytest.raises(PhotoTooLarge, match=r"huge.png: more pixels than the limit of 40,000,000"):
+        decode_photo(_png_header(16000, 16000), "huge.png")
 
 
 def test_draft_decodes_a_large_jpeg_at_a_reduced_scale_only_when_asked() -> None:

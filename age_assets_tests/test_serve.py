@@ -36,6 +36,7 @@ from age_assets.serving.photos import AgeEstimator, FaceAge, decode_photo
 from age_assets.serving.scenes import make_scene
 from age_assets.serving.web import Estimator, ServeLimits, create_app
 from age_assets_tests.conftest import SHARED_UTKFACE
+from age_assets_tests.test_photos import _png_header
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = Path(os.environ.get("AGE_ASSETS_TEST_ARTIFACTS", ROOT / "test-artifacts"))
@@ -269,6 +270,12 @@ def test_a_picture_over_the_pixel_limit_is_refused(fake: FakeEstimator, photo: b
         status, body = post(client, photo)
     assert status == 413 and PHOTO_NAME in body["error"], body
     assert fake.most_running == 0
+
+
+def test_a_picture_over_pillows_bomb_limit_gets_413(fake: FakeEstimator) -> None:
+    with client_for(fake) as client:
+        status, body = post(client, _png_header(16000, 16000), "huge.png")
+    assert status == 413 and body["error"].startswith("huge.png: more pixels than the limit"), body
 
 
 @pytest.mark.shared

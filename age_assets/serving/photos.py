@@ -62,9 +62,12 @@ def decode_photo(data: bytes, name: str, max_pixels: int = MAX_PIXELS, draft: in
             return np.asarray(to_rgb(upright))
     except PhotoError:
         raise
+    except Image.DecompressionBombError as error:
+        # Pillow's own guard (twice Image.MAX_IMAGE_PIXELS) fires inside Image.open, before the check above.
+        raise PhotoTooLarge(f"{name}: more pixels than the limit of {max_pixels:,} ({error})") from None
     except UnidentifiedImageError:
         raise PhotoError(f"{name}: not an image Pillow can read") from None
-    except (OSError, ValueError, Image.DecompressionBombError) as error:
+    except (OSError, ValueError) as error:
         raise PhotoError(f"{name}: damaged or truncated image ({error})") from error
 
 
