@@ -73,7 +73,8 @@ def _face_rows(path: Path, faces: list[FaceAge]) -> Iterator[dict[str, object]]:
     for face in faces:
         x, y, width, height = face.box
         yield {"path": path, "face": face.index, "x": x, "y": y, "width": width, "height": height,
-               "score": face.score, "age": f"{face.age:.1f}", "bucket": face.bucket,
+               "score": face.score, "low_confidence": "" if face.score is None else face.low_confidence,
+               "age": f"{face.age:.1f}", "bucket": face.bucket,
                **{f"p_{label}": p for label, p in face.probabilities.items()}}
 
 
@@ -125,7 +126,7 @@ def predict(args: argparse.Namespace) -> int:
         return 2
     if args.draw:
         Path(args.draw).mkdir(parents=True, exist_ok=True)
-    columns = ["path", "face", "x", "y", "width", "height", "score", "age", "bucket",
+    columns = ["path", "face", "x", "y", "width", "height", "score", "low_confidence", "age", "bucket",
                *[f"p_{label}" for label in estimator.model.bucket_labels], "note"]
     writer = csv.DictWriter(sys.stdout, columns, restval="")
     writer.writeheader()

@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from age_assets.serving.photos import PhotoError, PhotoTooLarge, decode_photo
+from age_assets.cli import _face_rows
+from age_assets.serving.photos import LOW_CONFIDENCE, FaceAge, PhotoError, PhotoTooLarge, decode_photo
 
 
 def _encoded(image: Image.Image, format: str = "JPEG", **options: object) -> bytes:
@@ -74,3 +76,12 @@ def test_draft_decodes_a_large_jpeg_at_a_reduced_scale_only_when_asked() -> None
     data = _encoded(_picture(1600, 1200))
     assert decode_photo(data, "x").shape == (1200, 1600, 3)
     assert decode_photo(data, "x", draft=224).shape == (300, 400, 3)
+
+
+def test_a_face_kept_under_the_confidence_is_flagged_in_the_csv_row() -> None:
+    def face(score: float | None) -> FaceAge:
+        return FaceAge(0, (1, 2, 3, 4), score, 30.0, "28-45", {"28-45": 1.0})
+
+    rows = [next(_face_rows(Path("a.jpg"), [face(score)])) for score in (LOW_CONFIDENCE - 0.01, LOW_CONFIDENCE, None)]
+    assert [row["low_confidence"] for row in rows] == [True, False, ""]
+    assert list(rows[0]).index("low_confidence") == list(rows[0]).index("score") + 1

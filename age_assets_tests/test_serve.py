@@ -7,6 +7,7 @@ server's own behaviour (limits, failures, queueing) bring stand-ins that are slo
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import math
 import os
@@ -21,6 +22,7 @@ import urllib.request
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +74,11 @@ class FakeEstimator:
         probabilities = dict.fromkeys(BUCKET_LABELS, 0.05) | {"28-45": 0.7}
         box = (width // 4, height // 4, width // 2, height // 2)
         return [FaceAge(index=0, box=box, score=0.97, age=34.2, bucket="28-45", probabilities=probabilities)]
+
+
+class WeakFace(FakeEstimator):
+    def estimate(self, image: np.ndarray) -> list[FaceAge]:
+        return [replace(face, score=0.6) for face in super().estimate(image)] + super().estimate(image)
 
 
 class NoFaces(FakeEstimator):
@@ -142,7 +149,8 @@ def post(client: TestClient, data: bytes, name: str = PHOTO_NAME, field: str = "
 def expected_faces(estimator: Estimator, photo: bytes) -> list[dict]:
     faces = estimator.faces(decode_photo(photo, PHOTO_NAME, ServeLimits().max_pixels))
     return [{"index": f.index, "box": dict(zip(("x", "y", "width", "height"), f.box)), "score": f.score,
-             "age": f.age, "bucket": f.bucket, "probabilities": f.probabilities} for f in faces]
+             "low_confidence": f.low_confidence, "age": f.age, "bucket": f.bucket,
+             "probabilities": f.probabilities} for f in faces]
 
 
 @pytest.mark.shared
@@ -270,6 +278,14 @@ def test_a_picture_over_the_pixel_limit_is_refused(fake: FakeEstimator, photo: b
         status, body = post(client, photo)
     assert status == 413 and PHOTO_NAME in body["error"], body
     assert fake.most_running == 0
+
+
+def test_a_face_under_the_confidence_is_flagged_in_the_json() -> None:
+    picture = io.BytesIO()
+    Image.new("RGB", (64, 48)).save(picture, "PNG")
+    with client_for(WeakFace()) as client:
+        status, body = post(client, picture.getvalue(), "weak.png")
+    assert status == 200 and [face["low_confidence"] for face in body["faces"]] == [True, False]
 
 
 def test_a_picture_over_pillows_bomb_limit_gets_413(fake: FakeEstimator) -> None:

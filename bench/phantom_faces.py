@@ -90,8 +90,8 @@ def main() -> None:
     }
     rules = {"min 0.5 (before)": ScoreRule(0.5, 0.0)}
     rules |= {f"min {t:g}": ScoreRule(t, 0.0) for t in (0.55, 0.6, 0.65, 0.7, 0.75)}
-    rules |= {f"min 0.5, >= {r:g} x best": ScoreRule(0.5, r) for r in (0.7, 0.75, 0.8, 0.85, 0.9)}
-    rules |= {f"min 0.6, >= {r:g} x best": ScoreRule(0.6, r) for r in (0.8, 0.85)}
+    rules |= {f"min 0.5, >= {r:g} x best": ScoreRule(0.5, r) for r in (0.7, 0.8, 0.85, 0.9, 0.95)}
+    rules |= {f"min 0.6, >= {r:g} x best": ScoreRule(0.6, r) for r in (0.85, 0.9)}
     rules["default"] = ScoreRule()
     print(f"{args.pictures} pictures per set, faces from {'/'.join(splits)}; "
           "share right: exactly the one pasted face, or nothing on a background only")

@@ -39,10 +39,8 @@ DEFAULT_MODEL = "back_camera"
 99.5% of synthetic pictures (faces 25-60% of the short side) and something on 0.5% of background-only
 ones, the fewest; with faces 8-25% of the short side it still finds 88.5%, where the 128 and 192
 pixel models find 33% and 74%."""
-RELATIVE_SCORE = 0.85
+RELATIVE_SCORE = 0.9
 """A face scoring under this share of the picture's best face is dropped: see ``ScoreRule``."""
-LOW_CONFIDENCE = 0.75
-"""A kept face scoring under this is flagged ``low_confidence`` (CSV of ``predict``, JSON of ``serve``)."""
 NMS_IOU = 0.3  # MediaPipe's min_suppression_threshold for face detection
 _RAW_SCORE_LIMIT = 80.0  # MediaPipe clips at 100; 80 keeps exp() finite in float32
 

@@ -17,6 +17,11 @@ from age_assets.serving.runtime import ExportedModel
 MAX_PIXELS = 40_000_000
 """Largest picture decoded, in pixels (a 40-megapixel camera): beyond it, memory and time run away."""
 
+LOW_CONFIDENCE = 0.7
+"""A face the detector keeps but scores under this is flagged ``low_confidence`` (the CSV of
+``predict``, the JSON of ``serve``): measured by ``bench/phantom_faces.py``, phantoms that pass the
+detector's rule score under it, and so do some small real faces."""
+
 
 class PhotoError(ValueError):
     """The bytes are not a picture that can be read; the message names the file and says why."""
@@ -40,6 +45,11 @@ class FaceAge:
     age: float
     bucket: str
     probabilities: dict[str, float]  # bucket label -> probability
+
+    @property
+    def low_confidence(self) -> bool:
+        """Kept by the detector, but scored under ``LOW_CONFIDENCE``: perhaps no face at all."""
+        return self.score is not None and self.score < LOW_CONFIDENCE
 
 
 def decode_photo(data: bytes, name: str, max_pixels: int = MAX_PIXELS, draft: int | None = None) -> np.ndarray:

@@ -66,6 +66,7 @@ class Face(BaseModel):
     index: int
     box: Box
     score: float | None
+    low_confidence: bool
     age: float
     bucket: str
     probabilities: dict[str, float]
@@ -111,7 +112,7 @@ def _megabytes(n: int) -> str:
 def _face(face: FaceAge) -> Face:
     x, y, width, height = face.box
     return Face(index=face.index, box=Box(x=x, y=y, width=width, height=height), score=face.score,
-                age=face.age, bucket=face.bucket, probabilities=face.probabilities)
+                low_confidence=face.low_confidence, age=face.age, bucket=face.bucket, probabilities=face.probabilities)
 
 
 async def _serve_error(request: Request, error: ServeError) -> JSONResponse:
