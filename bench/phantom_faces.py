@@ -21,11 +21,11 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from age_assets.datasets.utkface import split_of
 from age_assets.serving.detector import Face, FaceDetector, ScoreRule
+from age_assets.serving.photos import decode_photo
 from age_assets.serving.scenes import box_iou, make_scene
 
 SHARED_UTKFACE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "utkface"
@@ -39,7 +39,7 @@ class Picture:
 
 
 def read(path: Path) -> np.ndarray:
-    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    return decode_photo(path.read_bytes(), str(path))
 
 
 def pictures(detector: FaceDetector, faces: list[np.ndarray], others: list[np.ndarray], n: int,
