@@ -32,7 +32,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from age_assets.ml.buckets import BUCKET_LABELS
+from age_assets.ml.buckets import BUCKET_LABELS, age_to_bucket
 from age_assets.serving import web
 from age_assets.serving.photos import AgeEstimator, FaceAge, decode_photo
 from age_assets.serving.scenes import make_scene
@@ -418,3 +418,19 @@ def test_the_page_boxes_each_face_with_its_age_in_headless_chromium(estimator: E
             page.screenshot(path=SCREENSHOTS / "serve-page-error.png", full_page=True)
         finally:
             browser.close()
+
+
+NODE = shutil.which("node")
+
+
+@pytest.mark.skipif(NODE is None, reason="needs Node.js to run the page's script")
+def test_the_page_rounds_an_age_into_the_bucket_it_falls_in() -> None:
+    """The page's ``age N · bucket`` label rounds as ``age_to_bucket`` does, so 2.5 is 2, in 0-2."""
+    script = (Path(web.__file__).parent / "static" / "app.js").read_text()
+    line = next(line for line in script.splitlines() if line.startswith("const wholeYears"))
+    ages = [0.4, 2.5, 2.51, 3.5, 9.5, 10.5, 20.5, 27.5, 45.5, 65.5, 66.2]
+    shown = subprocess.run([NODE, "-e", f"{line}\nconsole.log(JSON.stringify({ages}.map(wholeYears)))"],
+                           capture_output=True, text=True, check=True).stdout
+    whole = json.loads(shown)
+    assert whole == np.rint(ages).tolist()
+    assert (age_to_bucket(np.array(whole)) == age_to_bucket(np.array(ages))).all()
