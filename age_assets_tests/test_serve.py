@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import math
 import os
 import shutil
 import socket
@@ -385,7 +384,7 @@ def test_the_page_boxes_each_face_with_its_age_in_headless_chromium(estimator: E
     from playwright.sync_api import sync_playwright
 
     face = expected_faces(estimator, photo)[0]
-    label = f"age {math.floor(face['age'] + 0.5)} · {face['bucket']}"
+    label = f"age {round(face['age'])} · {face['bucket']}{' (unsure face)' if face['low_confidence'] else ''}"
     box = face["box"]
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with live_server(create_app(estimator, ServeLimits())) as url, sync_playwright() as playwright:
