@@ -165,9 +165,10 @@ def _scored(*scores: float) -> list[Face]:
     return [Face((0.0, 0.0, 10.0, 10.0), score, np.zeros((6, 2))) for score in scores]
 
 
-def test_score_rule_drops_faces_far_under_the_best_and_keeps_a_lone_weak_one() -> None:
-    rule = ScoreRule(min_score=0.5, relative=0.9)
+def test_score_rule_drops_weak_faces_far_under_the_best_and_keeps_a_lone_weak_one() -> None:
+    rule = ScoreRule(min_score=0.5, relative=0.9, sure=0.7)
     assert [f.score for f in rule.keep(_scored(0.8, 0.75, 0.6, 0.52))] == [0.8, 0.75]
+    assert [f.score for f in rule.keep(_scored(0.95, 0.72, 0.6))] == [0.95, 0.72]  # sure, if not 0.9 x best
     assert [f.score for f in rule.keep(_scored(0.55))] == [0.55]
     assert rule.keep(_scored(0.45)) == [] and rule.keep([]) == []
 

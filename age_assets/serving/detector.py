@@ -40,7 +40,8 @@ DEFAULT_MODEL = "back_camera"
 ones, the fewest; with faces 8-25% of the short side it still finds 88.5%, where the 128 and 192
 pixel models find 33% and 74%."""
 RELATIVE_SCORE = 0.9
-"""A face scoring under this share of the picture's best face is dropped: see ``ScoreRule``."""
+"""A face scoring under ``SURE_SCORE`` and under this share of the picture's best is dropped: see ``ScoreRule``."""
+SURE_SCORE = 0.7
 NMS_IOU = 0.3  # MediaPipe's min_suppression_threshold for face detection
 _RAW_SCORE_LIMIT = 80.0  # MediaPipe clips at 100; 80 keeps exp() finite in float32
 
@@ -56,23 +57,25 @@ class Face:
 
 @dataclass(frozen=True)
 class ScoreRule:
-    """Which detections are faces: at least ``min_score``, and at least ``relative`` times the best
-    score in the same picture.
+    """Which detections are faces: at least ``min_score``, and a face under ``sure`` only where it
+    scores at least ``relative`` times the best face in the same picture.
 
     Measured by ``bench/phantom_faces.py``: on a background of blurred pieces of other faces the
     detector finds a second, phantom face scoring 0.5-0.7 beside the real one, which scores higher.
     A higher ``min_score`` alone removes those phantoms but also the small real faces, which score
-    as low; relative to the best face, a lone small face is always kept.
+    as low; relative to the best face, a lone small face is always kept, and ``sure`` keeps a
+    second real face of a group photo that scores well but less than the first.
     """
 
     min_score: float = 0.5
     relative: float = RELATIVE_SCORE
+    sure: float = SURE_SCORE
 
     def keep(self, faces: list[Face]) -> list[Face]:
         """The faces the rule keeps, in their order; ``faces`` best score first."""
         if not faces:
             return []
-        floor = max(self.min_score, self.relative * faces[0].score)
+        floor = max(self.min_score, min(self.relative * faces[0].score, self.sure))
         return [face for face in faces if face.score >= floor]
 
 
