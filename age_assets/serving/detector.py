@@ -41,7 +41,7 @@ ones, the fewest; with faces 8-25% of the short side it still finds 88.5%, where
 pixel models find 33% and 74%."""
 RELATIVE_SCORE = 0.9
 """A face scoring under ``SURE_SCORE`` and under this share of the picture's best is dropped: see ``ScoreRule``."""
-SURE_SCORE = 0.7
+SURE_SCORE = 0.75
 NMS_IOU = 0.3  # MediaPipe's min_suppression_threshold for face detection
 _RAW_SCORE_LIMIT = 80.0  # MediaPipe clips at 100; 80 keeps exp() finite in float32
 
@@ -61,7 +61,7 @@ class ScoreRule:
     scores at least ``relative`` times the best face in the same picture.
 
     Measured by ``bench/phantom_faces.py``: on a background of blurred pieces of other faces the
-    detector finds a second, phantom face scoring 0.5-0.7 beside the real one, which scores higher.
+    detector finds a second, phantom face scoring 0.5-0.75 beside the real one, which scores higher.
     A higher ``min_score`` alone removes those phantoms but also the small real faces, which score
     as low; relative to the best face, a lone small face is always kept, and ``sure`` keeps a
     second real face of a group photo that scores well but less than the first.

@@ -17,7 +17,7 @@ from age_assets.serving.runtime import ExportedModel
 MAX_PIXELS = 40_000_000
 """Largest picture decoded, in pixels (a 40-megapixel camera): beyond it, memory and time run away."""
 
-LOW_CONFIDENCE = 0.7
+LOW_CONFIDENCE = 0.75
 """A face the detector keeps but scores under this is flagged ``low_confidence`` (the CSV of
 ``predict``, the JSON of ``serve``): measured by ``bench/phantom_faces.py``, phantoms that pass the
 detector's rule score under it, and so do some small real faces."""
