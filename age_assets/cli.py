@@ -108,7 +108,8 @@ def _face_rows(path: Path, faces: list[FaceAge]) -> Iterator[dict[str, object]]:
     for face in faces:
         x, y, width, height = face.box
         yield {"path": path, "face": face.index, "x": x, "y": y, "width": width, "height": height,
-               "score": face.score, "age": f"{face.age:.1f}",
+               "score": face.score, "low_confidence": "" if face.score is None else face.low_confidence,
+               "age": f"{face.age:.1f}",
                **{column: f"{value:.1f}" for column, value in _interval_cells(face).items()}, "bucket": face.bucket,
                **{f"p_{label}": p for label, p in face.probabilities.items()}}
 
@@ -162,7 +163,8 @@ def predict(args: argparse.Namespace) -> int:
     if args.draw:
         Path(args.draw).mkdir(parents=True, exist_ok=True)
     coverages = list(estimator.model.interval_table.bounds) if estimator.model.interval_table else []
-    columns = ["path", "face", "x", "y", "width", "height", "score", "age", *interval_columns(coverages), "bucket",
+    columns = ["path", "face", "x", "y", "width", "height", "score", "low_confidence", "age",
+               *interval_columns(coverages), "bucket",
                *[f"p_{label}" for label in estimator.model.bucket_labels], "note"]
     writer = csv.DictWriter(sys.stdout, columns, restval="")
     writer.writeheader()

@@ -9,7 +9,7 @@ import pytest
 
 from age_assets.datasets.utkface import split_of
 from age_assets.serving import detector as detector_module
-from age_assets.serving.detector import MODELS, Face, FaceDetector
+from age_assets.serving.detector import MODELS, Face, FaceDetector, ScoreRule
 from age_assets.serving.face_crops import RULE, CropRule, crop_face
 from age_assets.serving.scenes import Scene, box_corners, box_iou, make_scene, polygon_iou
 from age_assets_tests.conftest import SHARED_UTKFACE
@@ -159,3 +159,31 @@ def test_serving_modules_do_not_import_tensorflow() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "False"]
+
+
+def _scored(*scores: float) -> list[Face]:
+    return [Face((0.0, 0.0, 10.0, 10.0), score, np.zeros((6, 2))) for score in scores]
+
+
+def test_score_rule_drops_weak_faces_far_under_the_best_and_keeps_a_lone_weak_one() -> None:
+    rule = ScoreRule(min_score=0.5, relative=0.9, sure=0.7)
+    assert [f.score for f in rule.keep(_scored(0.8, 0.75, 0.6, 0.52))] == [0.8, 0.75]
+    assert [f.score for f in rule.keep(_scored(0.95, 0.72, 0.6))] == [0.95, 0.72]  # sure, if not 0.9 x best
+    assert [f.score for f in rule.keep(_scored(0.55))] == [0.55]
+    assert rule.keep(_scored(0.45)) == [] and rule.keep([]) == []
+
+
+@pytest.mark.shared
+def test_the_rule_removes_phantoms_on_face_tiles_and_keeps_the_real_face(faces: list[np.ndarray]) -> None:
+    """One face on blurred tiles cut from other faces: the background where phantoms appear."""
+    rng = np.random.default_rng(3)
+    scenes = [make_scene([face], rng, tiles_from=faces[:i] + faces[i + 1 :]) for i, face in enumerate(faces)]
+    plain, ruled = FaceDetector(threads=1, relative_score=0.0), FaceDetector(threads=1)
+    extra = {"plain": 0, "ruled": 0}
+    for scene in scenes:
+        before, after = plain.detect(scene.image), ruled.detect(scene.image)
+        extra["plain"] += len(before) > 1
+        extra["ruled"] += len(after) > 1
+        if before and box_iou(before[0].box, scene.boxes[0]) >= 0.5:
+            assert box_iou(after[0].box, scene.boxes[0]) >= 0.5
+    assert extra["ruled"] < extra["plain"], extra

@@ -7,6 +7,7 @@ server's own behaviour (limits, failures, queueing) bring stand-ins that are slo
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import math
 import os
@@ -16,9 +17,12 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,12 +32,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from age_assets.ml.buckets import BUCKET_LABELS
+from age_assets.ml.buckets import BUCKET_LABELS, age_to_bucket
 from age_assets.serving import web
 from age_assets.serving.photos import AgeEstimator, FaceAge, decode_photo
 from age_assets.serving.scenes import make_scene
 from age_assets.serving.web import Estimator, ServeLimits, create_app
 from age_assets_tests.conftest import SHARED_UTKFACE
+from age_assets_tests.test_photos import _png_header
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = Path(os.environ.get("AGE_ASSETS_TEST_ARTIFACTS", ROOT / "test-artifacts"))
@@ -69,6 +74,11 @@ class FakeEstimator:
         probabilities = dict.fromkeys(BUCKET_LABELS, 0.05) | {"28-45": 0.7}
         box = (width // 4, height // 4, width // 2, height // 2)
         return [FaceAge(index=0, box=box, score=0.97, age=34.2, bucket="28-45", probabilities=probabilities)]
+
+
+class WeakFace(FakeEstimator):
+    def estimate(self, image: np.ndarray) -> list[FaceAge]:
+        return [replace(face, score=0.6) for face in super().estimate(image)] + super().estimate(image)
 
 
 class NoFaces(FakeEstimator):
@@ -139,7 +149,7 @@ def post(client: TestClient, data: bytes, name: str = PHOTO_NAME, field: str = "
 def expected_faces(estimator: Estimator, photo: bytes) -> list[dict]:
     faces = estimator.faces(decode_photo(photo, PHOTO_NAME, ServeLimits().max_pixels))
     return [{"index": f.index, "box": dict(zip(("x", "y", "width", "height"), f.box)), "score": f.score,
-             "age": f.age, "bucket": f.bucket, "probabilities": f.probabilities,
+             "low_confidence": f.low_confidence, "age": f.age, "bucket": f.bucket, "probabilities": f.probabilities,
              "intervals": {key: {"low": low, "high": high} for key, (low, high) in f.intervals.items()}}
             for f in faces]
 
@@ -234,11 +244,23 @@ def endless_upload(chunk_bytes: int = 64 * 1024, most_bytes: int = 200_000_000) 
         yield bytes(chunk_bytes)
 
 
-def test_an_upload_declared_over_the_limit_is_refused_unread(fake: FakeEstimator) -> None:
+def test_an_upload_declared_far_over_the_limit_is_refused_unread(fake: FakeEstimator) -> None:
     app = create_app(fake, ServeLimits(max_upload_bytes=1_000_000))
     status, body, read = asgi_post(app, [(b"content-length", b"2000000000")], endless_upload())
     assert (status, read) == (413, 0)
     assert "1 MB limit" in body["error"]
+
+
+def test_a_client_that_sends_its_whole_body_first_receives_the_413(fake: FakeEstimator) -> None:
+    """urllib writes all 11 MB before reading; a server that answers and closes early resets it."""
+    body = b'--xyz\r\nContent-Disposition: form-data; name="image"; filename="big.jpg"\r\n\r\n' + bytes(11_000_000)
+    with live_server(create_app(fake, ServeLimits(max_upload_bytes=1_000_000))) as url:
+        request = urllib.request.Request(f"{url}/predict", data=body + b"\r\n--xyz--\r\n", method="POST",
+                                         headers={"Content-Type": "multipart/form-data; boundary=xyz"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 413 and "1 MB limit" in json.loads(refused.value.read())["error"]
+    assert fake.most_running == 0
 
 
 def test_an_undeclared_upload_is_cut_off_at_the_limit(fake: FakeEstimator) -> None:
@@ -261,6 +283,20 @@ def test_a_picture_over_the_pixel_limit_is_refused(fake: FakeEstimator, photo: b
         status, body = post(client, photo)
     assert status == 413 and PHOTO_NAME in body["error"], body
     assert fake.most_running == 0
+
+
+def test_a_face_under_the_confidence_is_flagged_in_the_json() -> None:
+    picture = io.BytesIO()
+    Image.new("RGB", (64, 48)).save(picture, "PNG")
+    with client_for(WeakFace()) as client:
+        status, body = post(client, picture.getvalue(), "weak.png")
+    assert status == 200 and [face["low_confidence"] for face in body["faces"]] == [True, False]
+
+
+def test_a_picture_over_pillows_bomb_limit_gets_413(fake: FakeEstimator) -> None:
+    with client_for(fake) as client:
+        status, body = post(client, _png_header(16000, 16000), "huge.png")
+    assert status == 413 and body["error"].startswith("huge.png: more pixels than the limit"), body
 
 
 @pytest.mark.shared
@@ -354,7 +390,7 @@ def test_the_page_boxes_each_face_with_its_age_in_headless_chromium(estimator: E
     from playwright.sync_api import sync_playwright
 
     face = expected_faces(estimator, photo)[0]
-    label = f"age {math.floor(face['age'] + 0.5)} · {face['bucket']}"
+    label = f"age {round(face['age'])} · {face['bucket']}{' (unsure face)' if face['low_confidence'] else ''}"
     box = face["box"]
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with live_server(create_app(estimator, ServeLimits())) as url, sync_playwright() as playwright:
@@ -390,3 +426,19 @@ def test_the_page_boxes_each_face_with_its_age_in_headless_chromium(estimator: E
             page.screenshot(path=SCREENSHOTS / "serve-page-error.png", full_page=True)
         finally:
             browser.close()
+
+
+NODE = shutil.which("node")
+
+
+@pytest.mark.skipif(NODE is None, reason="needs Node.js to run the page's script")
+def test_the_page_rounds_an_age_into_the_bucket_it_falls_in() -> None:
+    """The page's ``age N · bucket`` label rounds as ``age_to_bucket`` does, so 2.5 is 2, in 0-2."""
+    script = (Path(web.__file__).parent / "static" / "app.js").read_text()
+    line = next(line for line in script.splitlines() if line.startswith("const wholeYears"))
+    ages = [0.4, 2.5, 2.51, 3.5, 9.5, 10.5, 20.5, 27.5, 45.5, 65.5, 66.2]
+    shown = subprocess.run([NODE, "-e", f"{line}\nconsole.log(JSON.stringify({ages}.map(wholeYears)))"],
+                           capture_output=True, text=True, check=True).stdout
+    whole = json.loads(shown)
+    assert whole == np.rint(ages).tolist()
+    assert (age_to_bucket(np.array(whole)) == age_to_bucket(np.array(ages))).all()

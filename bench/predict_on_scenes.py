@@ -6,6 +6,9 @@ of pictures that give exactly one face (overlapping the pasted face), the MAE on
 (detect, crop, predict) and on the same faces given as crops (`--crops`), and their difference.
 
 Usage: python bench/predict_on_scenes.py [--data-dir DIR] [--faces 300] [--runtime litert] [--keep DIR]
+                                         [--background tiles|shapes]
+``--background tiles`` pastes each face on blurred tiles cut from other test faces, where a detector
+most easily sees a second face that is not there (the default is procedural shapes).
 A third MAE cuts the pasted square itself out of each picture: the loss from resizing and JPEG
 alone, which no detector or crop rule can win back.
 Targets: at least 97% of pictures give exactly one face; MAE on pictures within 0.5 years of crops.
@@ -41,16 +44,22 @@ def main() -> None:
     parser.add_argument("--utkface", type=Path, default=SHARED_UTKFACE)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", type=Path, help="write the generated pictures here")
+    parser.add_argument("--background", choices=["shapes", "tiles"], default="shapes")
     args = parser.parse_args()
 
     model = model_file(None, args.data_dir, args.runtime)
     in_pictures, as_crops = AgeEstimator(model), AgeEstimator(model, detect=False)
     rng = np.random.default_rng(args.seed)
     truth, picture_ages, crop_ages, pasted_ages, outcomes, seconds = [], [], [], [], [], []
-    for i, path in enumerate(test_faces(args.utkface, args.faces, args.seed)):
+    chosen = test_faces(args.utkface, args.faces, args.seed)
+    for i, path in enumerate(chosen):
         data = path.read_bytes()
         crop = decode_photo(data, str(path), draft=as_crops.image_size)
-        scene = make_scene([decode_photo(data, str(path))], rng)
+        tiles_from = None
+        if args.background == "tiles":
+            others = [chosen[j] for j in rng.choice(len(chosen), 13, replace=False) if chosen[j] != path][:12]
+            tiles_from = [decode_photo(p.read_bytes(), str(p)) for p in others]
+        scene = make_scene([decode_photo(data, str(path))], rng, tiles_from=tiles_from)
         if args.keep:
             args.keep.mkdir(parents=True, exist_ok=True)
             (args.keep / f"scene_{i:04d}_{path.name}").write_bytes(scene.jpeg)
@@ -71,7 +80,7 @@ def main() -> None:
     crops_mae = float(np.mean(np.abs(crop_ages - truth)))
     pictures_mae = float(np.mean(np.abs(picture_ages[found] - truth[found])))
     crops_mae_found = float(np.mean(np.abs(crop_ages[found] - truth[found])))
-    print(f"{len(truth)} test faces, {args.runtime}, model {model}")
+    print(f"{len(truth)} test faces on {args.background}, {args.runtime}, model {model}")
     print(f"exactly one face, on the pasted face: {counts['one'] / len(truth):.1%} "
           f"(none {counts['none']}, extra faces {counts['extra']}, only elsewhere {counts['missed']}); goal 97%")
     print(f"MAE as crops:          {crops_mae:.2f} years (all {len(truth)}); "

@@ -39,6 +39,9 @@ DEFAULT_MODEL = "back_camera"
 99.5% of synthetic pictures (faces 25-60% of the short side) and something on 0.5% of background-only
 ones, the fewest; with faces 8-25% of the short side it still finds 88.5%, where the 128 and 192
 pixel models find 33% and 74%."""
+RELATIVE_SCORE = 0.9
+"""A face scoring under ``SURE_SCORE`` and under this share of the picture's best is dropped: see ``ScoreRule``."""
+SURE_SCORE = 0.75
 NMS_IOU = 0.3  # MediaPipe's min_suppression_threshold for face detection
 _RAW_SCORE_LIMIT = 80.0  # MediaPipe clips at 100; 80 keeps exp() finite in float32
 
@@ -50,6 +53,30 @@ class Face:
     box: tuple[float, float, float, float]  # x, y, width, height
     score: float
     keypoints: np.ndarray  # [6, 2] x, y: right eye, left eye, nose tip, mouth, right ear, left ear
+
+
+@dataclass(frozen=True)
+class ScoreRule:
+    """Which detections are faces: at least ``min_score``, and a face under ``sure`` only where it
+    scores at least ``relative`` times the best face in the same picture.
+
+    Measured by ``bench/phantom_faces.py``: on a background of blurred pieces of other faces the
+    detector finds a second, phantom face scoring 0.5-0.75 beside the real one, which scores higher.
+    A higher ``min_score`` alone removes those phantoms but also the small real faces, which score
+    as low; relative to the best face, a lone small face is always kept, and ``sure`` keeps a
+    second real face of a group photo that scores well but less than the first.
+    """
+
+    min_score: float = 0.5
+    relative: float = RELATIVE_SCORE
+    sure: float = SURE_SCORE
+
+    def keep(self, faces: list[Face]) -> list[Face]:
+        """The faces the rule keeps, in their order; ``faces`` best score first."""
+        if not faces:
+            return []
+        floor = max(self.min_score, min(self.relative * faces[0].score, self.sure))
+        return [face for face in faces if face.score >= floor]
 
 
 def model_path(model: str) -> Path:
@@ -105,9 +132,11 @@ def weighted_nms(data: np.ndarray, scores: np.ndarray, threshold: float = NMS_IO
 class FaceDetector:
     """BlazeFace on LiteRT (XNNPACK on CPU). Pictures are letterboxed to the model's square input."""
 
-    def __init__(self, model: str = DEFAULT_MODEL, min_score: float = 0.5, threads: int | None = None) -> None:
+    def __init__(self, model: str = DEFAULT_MODEL, min_score: float = 0.5, threads: int | None = None,
+                 relative_score: float = RELATIVE_SCORE) -> None:
         path = model_path(model)
         self.model, self.min_score = model, min_score
+        self.rule = ScoreRule(min_score, relative_score)
         self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
         self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]["index"]
@@ -118,7 +147,8 @@ class FaceDetector:
         self._lock = threading.Lock()  # one interpreter holds one set of tensors
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        """Faces in a uint8 RGB [H, W, 3] picture (greyscale [H, W] is accepted), best score first."""
+        """Faces in a uint8 RGB [H, W, 3] picture (greyscale [H, W] is accepted) that ``rule`` keeps,
+        best score first."""
         if image.ndim == 2:
             image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
         height, width = image.shape[:2]
@@ -145,4 +175,4 @@ class FaceDetector:
         for merged, score in weighted_nms(data, scores[keep]):
             x0, y0, x1, y1 = map(float, merged[:4])
             faces.append(Face((x0, y0, x1 - x0, y1 - y0), score, merged[4:].reshape(6, 2)))
-        return faces
+        return self.rule.keep(faces)

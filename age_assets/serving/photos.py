@@ -17,6 +17,11 @@ from age_assets.serving.runtime import ExportedModel
 MAX_PIXELS = 40_000_000
 """Largest picture decoded, in pixels (a 40-megapixel camera): beyond it, memory and time run away."""
 
+LOW_CONFIDENCE = 0.75
+"""A face the detector keeps but scores under this is flagged ``low_confidence`` (the CSV of
+``predict``, the JSON of ``serve``): measured by ``bench/phantom_faces.py``, phantoms that pass the
+detector's rule score under it, and so do some small real faces."""
+
 
 class PhotoError(ValueError):
     """The bytes are not a picture that can be read; the message names the file and says why."""
@@ -44,6 +49,11 @@ class FaceAge:
     """Coverage in percent (``"80"``, ``"90"``) -> (low, high) age: the true age lies inside for that
     share of faces like the validation faces; empty for an export without intervals."""
 
+    @property
+    def low_confidence(self) -> bool:
+        """Kept by the detector, but scored under ``LOW_CONFIDENCE``: perhaps no face at all."""
+        return self.score is not None and self.score < LOW_CONFIDENCE
+
 
 def decode_photo(data: bytes, name: str, max_pixels: int = MAX_PIXELS, draft: int | None = None) -> np.ndarray:
     """uint8 RGB [H, W, 3], upright per EXIF orientation, any format and mode Pillow reads.
@@ -65,9 +75,12 @@ def decode_photo(data: bytes, name: str, max_pixels: int = MAX_PIXELS, draft: in
             return np.asarray(to_rgb(upright))
     except PhotoError:
         raise
+    except Image.DecompressionBombError as error:
+        # Pillow's own guard (twice Image.MAX_IMAGE_PIXELS) fires inside Image.open, before the check above.
+        raise PhotoTooLarge(f"{name}: more pixels than the limit of {max_pixels:,} ({error})") from None
     except UnidentifiedImageError:
         raise PhotoError(f"{name}: not an image Pillow can read") from None
-    except (OSError, ValueError, Image.DecompressionBombError) as error:
+    except (OSError, ValueError) as error:
         raise PhotoError(f"{name}: damaged or truncated image ({error})") from error
 
 

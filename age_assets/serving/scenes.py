@@ -1,8 +1,9 @@
 """Synthetic pictures with faces in them, where every face's true place is known.
 
 Face crops are pasted at random places onto busy procedural backgrounds (gradients, smooth
-colour noise, stripes, random shapes, some in skin tones), and the picture goes through JPEG once,
-as a user's photo would. Detector and crop tests and benchmarks are measured on these.
+colour noise, stripes, random shapes, some in skin tones) or onto a harder one of blurred tiles cut
+from other faces (``face_tiles``), and the picture goes through JPEG once, as a user's photo would.
+Detector and crop tests and benchmarks are measured on these.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ WIDTHS = (480, 960)  # landscape range; portrait pictures swap width and height
 HEIGHTS = (360, 720)
 FACE_SHARE = (0.25, 0.60)  # face side as a share of the picture's short side
 JPEG_QUALITY = 85
+TILE_SHARE = (0.1, 0.3)  # tile side as a share of the picture's short side
+TILE_BLUR = (0.04, 0.12)  # Gaussian sigma as a share of the tile side
 
 
 @dataclass(frozen=True)
@@ -74,13 +77,37 @@ def background(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(canvas + grain, 0, 255).astype(np.uint8)
 
 
+def face_tiles(width: int, height: int, others: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """uint8 RGB [height, width, 3]: a grid of blurred pieces of ``others`` (face crops), skin and
+    eyes and mouths everywhere, the background on which a detector most easily sees a face that is
+    not there."""
+    if not others:
+        raise ValueError("face_tiles needs at least one face to cut tiles from")
+    canvas = np.empty((height, width, 3), np.uint8)
+    side = max(8, int(rng.uniform(*TILE_SHARE) * min(width, height)))
+    for y in range(0, height, side):
+        for x in range(0, width, side):
+            face = others[int(rng.integers(len(others)))]
+            h, w = face.shape[:2]
+            cut = max(4, int(rng.uniform(0.3, 1.0) * min(h, w)))
+            top, left = int(rng.integers(0, h - cut + 1)), int(rng.integers(0, w - cut + 1))
+            tile = cv2.resize(face[top : top + cut, left : left + cut], (side, side), interpolation=cv2.INTER_AREA)
+            tile = cv2.GaussianBlur(tile, (0, 0), rng.uniform(*TILE_BLUR) * side)
+            canvas[y : y + side, x : x + side] = tile[: height - y, : width - x]
+    return canvas
+
+
 def make_scene(
     faces: list[np.ndarray],
     rng: np.random.Generator,
     size: tuple[int, int] | None = None,
     face_share: tuple[float, float] = FACE_SHARE,
+    tiles_from: list[np.ndarray] | None = None,
 ) -> Scene:
     """A JPEG picture holding each face once, none overlapping; ``size`` (width, height) or random.
+
+    The background is procedural (``background``), or with ``tiles_from`` blurred tiles cut from
+    those faces (``face_tiles``); they should be other faces than the ones pasted.
 
     Each face's longer side is a share of the picture's short side drawn from ``face_share``. The
     long side is cut into one band per face and each face lies inside its own band, so faces never
@@ -92,7 +119,7 @@ def make_scene(
             width, height = height, width
     else:
         width, height = size
-    image = background(width, height, rng)
+    image = face_tiles(width, height, tiles_from, rng) if tiles_from else background(width, height, rng)
     landscape = width >= height
     long_side, short_side = max(width, height), min(width, height)
     band = long_side // max(len(faces), 1)

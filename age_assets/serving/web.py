@@ -27,6 +27,10 @@ logger = logging.getLogger(__name__)
 
 MULTIPART_OVERHEAD = 64 * 1024
 """Room for the multipart boundaries and part headers around the file in a request body."""
+MAX_DISCARDED_BYTES = 64_000_000
+"""An oversize body up to this long is read and thrown away before the 413 answer: a client that
+sends its whole body before it reads the answer (Python's urllib) otherwise gets a connection reset
+instead of the answer. A longer one is refused unread."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ class Face(BaseModel):
     index: int
     box: Box
     score: float | None
+    low_confidence: bool
     age: float
     bucket: str
     probabilities: dict[str, float]
@@ -117,7 +122,7 @@ def _megabytes(n: int) -> str:
 def _face(face: FaceAge) -> Face:
     x, y, width, height = face.box
     return Face(index=face.index, box=Box(x=x, y=y, width=width, height=height), score=face.score,
-                age=face.age, bucket=face.bucket, probabilities=face.probabilities,
+                low_confidence=face.low_confidence, age=face.age, bucket=face.bucket, probabilities=face.probabilities,
                 intervals={key: Interval(low=low, high=high) for key, (low, high) in face.intervals.items()})
 
 
@@ -165,12 +170,16 @@ def create_app(estimator: Estimator | FollowedModel[Any], limits: ServeLimits = 
     @app.middleware("http")
     async def refuse_declared_oversize(request: Request, call_next: Callable[[Request], Awaitable[Response]]
                                        ) -> Response:
-        """A body whose Content-Length is over the limit is refused unread, in JSON like the other errors.
+        """A body whose Content-Length is over the limit is refused, in JSON like the other errors,
+        unsaved: read and thrown away up to ``MAX_DISCARDED_BYTES``, unread beyond.
 
         The route's own ``max_body_size`` counts the bytes of a body sent without Content-Length.
         """
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > body_limit:
+            if int(length) <= MAX_DISCARDED_BYTES:
+                async for _ in request.stream():
+                    pass
             return upload_too_large()
         return await call_next(request)
 

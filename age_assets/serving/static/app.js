@@ -22,7 +22,9 @@ fetch("health")
 
 const megabytes = (n) => `${+(n / 1e6).toPrecision(3)} MB`;
 const percent = (p) => `${Math.round(p * 100)}%`;
-const faceLabel = (face) => `age ${Math.round(face.age)} · ${face.bucket}`;
+// Whole years as the bucket edges count them (age_to_bucket rounds half to even): 2.5 is "age 2 · 0-2".
+const wholeYears = (age) => { const r = Math.round(age); return r - age === 0.5 && r % 2 ? r - 1 : r; };
+const faceLabel = (face) => `age ${wholeYears(face.age)} · ${face.bucket}${face.low_confidence ? " (unsure face)" : ""}`;
 
 // The widest interval the export carries, e.g. "; 90%: 24-41 years".
 function intervalText(face) {
