@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from age_assets.datasets.manifest import MAX_LABEL_AGE, Skip, finish_manifest
-from age_assets.datasets.utkface import IMAGE_SUFFIXES, split_of
+from age_assets.datasets.manifest import MAX_LABEL_AGE, Skip, finish_manifest, image_files
+from age_assets.datasets.utkface import split_of
 
 _NAME = re.compile(r"^(\d{3})a(\d{2})[a-z]?$", re.IGNORECASE)
 
@@ -35,13 +35,9 @@ def read_fgnet(folder: Path, split: str | None = None) -> tuple[pd.DataFrame, li
     images = folder / "images" if (folder / "images").is_dir() else folder
     if not images.is_dir():
         raise FileNotFoundError(f"FG-NET folder {folder} does not exist or is not a folder")
-    rows, skipped = [], []
-    for path in sorted(images.iterdir()):
-        if not path.is_file():
-            continue
-        if not path.name.lower().endswith(IMAGE_SUFFIXES):
-            skipped.append(Skip(str(path), "not an image file name (.jpg, .jpeg or .png)"))
-            continue
+    rows: list[dict] = []
+    skipped: list[Skip] = []
+    for path in image_files(images, skipped):
         parsed = person_and_age(path.name)
         if parsed is None or parsed[1] > MAX_LABEL_AGE:
             skipped.append(Skip(str(path), "file name is not FG-NET's PPPAaa.JPG (person PPP at age aa)"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,3 +58,17 @@ def file_stats(paths: Iterable[str | Path]) -> list[tuple[str, int, int]]:
         st = Path(p).stat()
         out.append((str(p), st.st_size, st.st_mtime_ns))
     return out
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def image_files(folder: Path, skipped: list[Skip]) -> Iterator[Path]:
+    """The files of ``folder`` in name order whose names are images'; every other file goes to ``skipped``."""
+    for path in sorted(folder.iterdir()):
+        if not path.is_file():
+            continue
+        if path.name.lower().endswith(IMAGE_SUFFIXES):
+            yield path
+        else:
+            skipped.append(Skip(str(path), "not an image file name (.jpg, .jpeg or .png)"))

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from age_assets.datasets.manifest import GENDERS, MAX_LABEL_AGE, RACES, Skip, finish_manifest
+from age_assets.datasets.manifest import GENDERS, MAX_LABEL_AGE, RACES, Skip, finish_manifest, image_files
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 SPLIT_RATIOS: tuple[float, float, float] = (0.8, 0.1, 0.1)
 """train / valid / test shares of the deterministic split."""
 
@@ -64,13 +63,9 @@ def read_utkface(folder: Path, split: str | None = None) -> tuple[pd.DataFrame, 
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"UTKFace folder {folder} does not exist or is not a folder")
-    rows, skipped = [], []
-    for path in sorted(folder.iterdir()):
-        if not path.is_file():
-            continue
-        if not path.name.lower().endswith(IMAGE_SUFFIXES):
-            skipped.append(Skip(str(path), "not an image file name (.jpg, .jpeg or .png)"))
-            continue
+    rows: list[dict] = []
+    skipped: list[Skip] = []
+    for path in image_files(folder, skipped):
         age = age_from_name(path.name)
         if age is None:
             skipped.append(Skip(str(path), f"file name does not start with an age 0-{MAX_LABEL_AGE} and '_'"))
