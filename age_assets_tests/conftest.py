@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import zipfile
 from collections.abc import Callable, Generator, Mapping
 from pathlib import Path
@@ -18,6 +19,13 @@ SHARED = next((p / "shared" for p in Path(__file__).resolve().parents if (p / "s
               Path("../shared"))
 SHARED_UTKFACE = SHARED / "data" / "utkface"
 SHARED_WEIGHTS = SHARED / "weights"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """`make` exports DAGSTER_HOME for `make run`. Tests and the processes they start keep instances of
+    their own (ephemeral, or a DAGSTER_HOME a test sets itself): parallel workers creating one SQLite
+    store at once fail with "table ... already exists", and a test run would write into the user's."""
+    os.environ.pop("DAGSTER_HOME", None)
 
 
 @pytest.hookimpl(wrapper=True)
