@@ -16,7 +16,7 @@ from age_assets.assets.names import DATA
 from age_assets.assets.outputs import artifact_output
 from age_assets.assets.versioning import VersionedConfig, code_version, data_version
 from age_assets.datasets.manifest import SPLITS, Skip, file_stats
-from age_assets.ml.augment import augment_stack
+from age_assets.ml.augment import Pipeline, augment_stack
 from age_assets.ml.images import try_load_rgb, write_image_stack
 from age_assets.ml.progress import Progress
 from age_assets.plots import age_histogram, face_grid
@@ -62,6 +62,11 @@ class AugmentedTrainConfig(VersionedConfig):
         default=4, description="Copies per training image: the original plus factor - 1 augmented ones"
     )
     seed: int = Field(default=0, description="Seed of the augmentation; the same seed gives the same pixels")
+    pipeline: Pipeline = Field(
+        default="study",
+        description="'study': the study's rotation, flip, shift/scale and brightness/contrast; 'camera': those, "
+                    "then greyscale or sepia, blur or downscaling, noise, gamma and colour casts, low JPEG quality",
+    )
     workers: int = Field(default=0, description="Augmentation threads; 0 uses every core")
 
 
@@ -247,7 +252,8 @@ def augmented_train(
         context.log.info(f"augmenting {len(labels)} training images x{config.factor}")
         augment_stack(image_arrays.images_path("train"), ImageSet(folder, version).images_path("train"),
                       config.factor, config.seed, config.workers or None,
-                      progress=Progress(context.log.info, f"augmenting x{config.factor}", len(labels)).advance)
+                      progress=Progress(context.log.info, f"augmenting x{config.factor}", len(labels)).advance,
+                      pipeline=config.pipeline)
         grown = labels.loc[labels.index.repeat(config.factor)].reset_index(names="source_row")
         grown["copy"] = np.tile(np.arange(config.factor), len(labels))
         grown.to_csv(folder / "train_labels.csv", index=False)

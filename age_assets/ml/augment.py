@@ -1,4 +1,5 @@
-"""The study's augmentation, applied reproducibly to a uint8 image stack."""
+"""The study's augmentation, and one that adds what other cameras and scans do to a face, applied
+reproducibly to a uint8 image stack."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import random
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import albumentations as A
 import cv2
@@ -32,6 +34,27 @@ def study_pipeline() -> A.Compose:
     ])
 
 
+def camera_pipeline() -> A.Compose:
+    """The study's steps, then what old cameras, phones and scanned prints do to a face: greyscale or a
+    sepia cast, blur or a lower resolution, sensor noise, gamma and colour casts, and JPEG at low quality
+    (always last, as a camera or a web page would save it). Each fires on a minority of the copies, so
+    most augmented faces still look like UTKFace's."""
+    return A.Compose([
+        *study_pipeline().transforms,
+        A.OneOf([A.ToGray(p=1.0), A.ToSepia(p=1.0)], p=0.2),
+        A.OneOf([A.GaussianBlur(sigma_limit=(0.5, 1.5), p=1.0),
+                 A.Downscale(scale_range=(0.25, 0.5), p=1.0)], p=0.3),
+        A.GaussNoise(std_range=(0.02, 0.08), p=0.2),
+        A.RandomGamma(gamma_limit=(70, 150), p=0.3),
+        A.RGBShift(r_shift_limit=15, g_shift_limit=15, b_shift_limit=15, p=0.2),
+        A.ImageCompression(quality_range=(20, 60), p=0.3),
+    ])
+
+
+Pipeline = Literal["study", "camera"]
+PIPELINES: dict[str, Callable[[], A.Compose]] = {"study": study_pipeline, "camera": camera_pipeline}
+
+
 def copy_seed(seed: int, row: int, copy: int) -> int:
     """The seed of one augmented copy: independent of thread scheduling and of other rows."""
     return int(np.random.SeedSequence([seed, row, copy]).generate_state(1)[0])
@@ -39,7 +62,7 @@ def copy_seed(seed: int, row: int, copy: int) -> int:
 
 def augment_stack(
     source: Path, out: Path, factor: int, seed: int, workers: int | None = None, block: int = 64,
-    progress: Callable[[int], None] = no_progress,
+    progress: Callable[[int], None] = no_progress, pipeline: Pipeline = "study",
 ) -> None:
     """Write ``factor`` copies of each image in ``source`` to ``out``: the original, then augmented ones.
 
@@ -55,7 +78,7 @@ def augment_stack(
     def augment_block(start: int) -> np.ndarray:
         images = read_rows(source, start, min(n, start + block))
         if not hasattr(local, "pipeline"):
-            local.pipeline = study_pipeline()
+            local.pipeline = PIPELINES[pipeline]()
         copies = np.repeat(images, factor, axis=0)
         for i in range(len(images)):
             for copy in range(1, factor):
