@@ -4,10 +4,13 @@ Usage: python bench/train_one.py BACKBONE TRAIN_LAST LEARNING_RATE [--data-dir d
 Reads the image_arrays (and augmented_train) the graph last materialized under the data dir, trains on
 the plain or augmented training split with real age as target, and prints the validation MAE (a
 classifier's: of its median ages, and its bucket accuracy), the cut and the time. ``--test`` adds the
-test split's: read it once, for a configuration already chosen on validation.
+test split's: read it once, for a configuration already chosen on validation. ``--fgnet DIR`` adds
+FG-NET's whole photos, each face cut by ``predict``'s detector and crop rule (photos without exactly
+one face left out): evaluation only, the best epoch is chosen on validation.
 """
 
 import argparse
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,6 +22,26 @@ from age_assets.ml.estimator import Stack, train_estimator
 from age_assets.ml.metrics import bucket_scores, mae
 from age_assets.ml.weights import weights_source
 from age_assets.storage import Pointer
+
+
+def fgnet_stack(folder: Path, image_size: int, out: Path) -> Stack:
+    """FG-NET's faces as ``predict`` cuts them from the whole photos, in a stack at ``out``."""
+    from age_assets.datasets.fgnet import person_and_age
+    from age_assets.serving.photos import FaceCutter, NotOneFace, PhotoError
+
+    cutter, crops, ages = FaceCutter(image_size), [], []
+    for photo in sorted((folder / "images").iterdir()):
+        found = person_and_age(photo.name)
+        if found is None:
+            continue
+        try:
+            crops.append(cutter(photo))
+        except (NotOneFace, PhotoError):
+            continue
+        ages.append(found[1])
+    np.save(out, np.stack(crops).astype(np.uint8))
+    print(f"FG-NET: {len(crops)} faces cut from the photos under {folder}")
+    return Stack(out, np.array(ages, dtype=np.float32), f"fgnet/{image_size}")
 
 
 def main() -> None:
@@ -38,6 +61,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--test", action="store_true", help="also score the test split")
     parser.add_argument("--mirror-average", action="store_true", help="average each evaluated image's and its mirror's")
+    parser.add_argument("--fgnet", type=Path, help="also score FG-NET's photos under this folder (evaluation only)")
     args = parser.parse_args()
 
     root = Path(args.data_dir).resolve()
@@ -69,6 +93,8 @@ def main() -> None:
               f"({time.perf_counter() - started:.0f} s)", flush=True)
 
     evaluated = {split: stack(split) for split in (["valid", "test"] if args.test else ["valid"])}
+    if args.fgnet:
+        evaluated["fgnet"] = fgnet_stack(args.fgnet, image_size, Path(tempfile.mkdtemp()) / "fgnet.npy")
     trained = train_estimator(spec, stack("train", train_set), evaluated["valid"], evaluated,
                               root / "cache" / "features", print, on_epoch)
     ages = trained.ages if trained.ages is not None else trained.predictions
