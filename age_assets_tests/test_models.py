@@ -228,6 +228,18 @@ def test_stack_batches_cover_each_row_once_per_epoch_with_its_target(tmp_path: P
     assert epochs[0] != epochs[1], "reshuffled between epochs"
 
 
+def test_stack_batches_draw_an_oversampled_row_as_often_as_asked(tmp_path: Path) -> None:
+    rows = np.arange(20)
+    np.save(tmp_path / "rows.npy", rows[:, None].astype(np.float16))
+    draws = np.where(rows >= 15, 3, 1)
+    batches = StackBatches([tmp_path / "rows.npy"], rows.astype(float), 8, shuffle=True, draws=draws)
+    assert len(batches) == 4, "30 draws in batches of 8"
+    for _ in range(2):
+        seen = np.concatenate([batches[i][1] for i in range(len(batches))]).astype(int)
+        assert np.array_equal(np.bincount(seen, minlength=20), draws)
+        batches.on_epoch_end()
+
+
 def test_a_cosine_schedule_decays_the_learning_rate_to_zero_at_the_end_of_the_last_epoch(tmp_path: Path) -> None:
     schedule = learning_rate(FitSpec(learning_rate=1e-3, schedule="cosine", epochs=3), steps_per_epoch=10)
     assert [round(float(schedule(step)), 6) for step in (0, 15, 30)] == [1e-3, 5e-4, 0.0]

@@ -12,12 +12,14 @@ one face left out): evaluation only, the best epoch is chosen on validation.
 import argparse
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from age_assets.artifacts import ImageSet
 from age_assets.assets.models import ClassifierConfig, ModelConfig
+from age_assets.ml.buckets import BUCKET_LABELS, age_to_bucket
 from age_assets.ml.estimator import Stack, train_estimator
 from age_assets.ml.metrics import bucket_scores, mae
 from age_assets.ml.weights import weights_source
@@ -61,6 +63,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--test", action="store_true", help="also score the test split")
     parser.add_argument("--mirror-average", action="store_true", help="average each evaluated image's and its mirror's")
+    parser.add_argument("--oversample", default="",
+                        help="draw each training face of these true-age buckets this many times an epoch, "
+                             "e.g. '46-65=2,66+=3'")
     parser.add_argument("--fgnet", type=Path, help="also score FG-NET's photos under this folder (evaluation only)")
     args = parser.parse_args()
 
@@ -79,6 +84,16 @@ def main() -> None:
         ages = source.labels(split)["real_age"].to_numpy(np.float32)
         return Stack(source.images_path(split), ages, f"{source.fingerprint}/{split}")
 
+    def training_stack() -> Stack:
+        plain = stack("train", train_set)
+        if not args.oversample:
+            return plain
+        factors = np.ones(len(BUCKET_LABELS), dtype=int)
+        for item in args.oversample.split(","):
+            label, factor = item.split("=")
+            factors[BUCKET_LABELS.index(label)] = int(factor)
+        return replace(plain, draws=factors[age_to_bucket(plain.targets)])
+
     image_size = arrays.images("train").shape[1]
     settings = {"train_last": args.train_last, "learning_rate": args.learning_rate, "schedule": args.schedule,
                 "epochs": args.epochs, "patience": args.patience, "train_on": args.train_on, "seed": args.seed,
@@ -95,7 +110,7 @@ def main() -> None:
     evaluated = {split: stack(split) for split in (["valid", "test"] if args.test else ["valid"])}
     if args.fgnet:
         evaluated["fgnet"] = fgnet_stack(args.fgnet, image_size, Path(tempfile.mkdtemp()) / "fgnet.npy")
-    trained = train_estimator(spec, stack("train", train_set), evaluated["valid"], evaluated,
+    trained = train_estimator(spec, training_stack(), evaluated["valid"], evaluated,
                               root / "cache" / "features", print, on_epoch)
     ages = trained.ages if trained.ages is not None else trained.predictions
     scores = []
@@ -104,7 +119,14 @@ def main() -> None:
         if args.classifier:
             buckets = bucket_scores(np.argmax(trained.predictions[split], axis=1), s.targets)
             scores.append(f"{split} accuracy {buckets['accuracy']:.3f}")
+    for split, s in evaluated.items():
+        bands = age_to_bucket(s.targets)
+        errors = np.abs(ages[split] - s.targets)
+        print(f"{split} MAE per true-age bucket: " + ", ".join(
+            f"{label} {errors[bands == i].mean():.2f}" for i, label in enumerate(BUCKET_LABELS) if (bands == i).any()))
     what = "classifier" if args.classifier else f"{args.output} loss={args.loss}"
+    if args.oversample:
+        what += f" oversampling {args.oversample}"
     print(f"{args.backbone} {what} train_last={args.train_last} lr={args.learning_rate} {args.schedule} "
           f"seed={args.seed} on {args.train_on} cut={trained.boundary}: {', '.join(scores)}, "
           f"{time.perf_counter() - started:.0f} s")

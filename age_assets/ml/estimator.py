@@ -31,11 +31,13 @@ PROBE_ROWS = 256
 
 @dataclass(frozen=True)
 class Stack:
-    """A uint8 image stack on disk, its targets, and a fingerprint naming its contents."""
+    """A uint8 image stack on disk, its targets, and a fingerprint naming its contents. As a training
+    stack, ``draws`` says how often each image is drawn an epoch (oversampling; default once)."""
 
     images: Path
     targets: np.ndarray
     fingerprint: str
+    draws: np.ndarray | None = None
 
 
 @dataclass
@@ -140,7 +142,8 @@ def train_estimator(
         files = {name: _features(cut, spec, s, name, cache, log)
                  for name, s in {"train": train, "valid": valid, **evaluate}.items()}
         x = {name: _loaded(files[name]) for name in {"valid", *evaluate}}
-        batches = StackBatches(files["train"], train.targets, spec.fit.batch_size, True, spec.fit.seed)
+        batches = StackBatches(files["train"], train.targets, spec.fit.batch_size, True, spec.fit.seed,
+                               draws=train.draws)
         history = fit(cut.tail, (batches, None), (x["valid"], valid.targets), spec.fit, metric, on_epoch, loss,
                       probe=_first_rows(x["valid"]), log=log, checkpoints=checkpoints, tensorboard=tensorboard)
         predictions = {name: cut.tail.predict(x[name], batch_size=256, verbose=0) for name in evaluate}
@@ -149,7 +152,8 @@ def train_estimator(
                 mirrored = _loaded(_features(cut, spec, s, name, cache, log, mirrored=True))
                 predictions[name] = (predictions[name] + cut.tail.predict(mirrored, batch_size=256, verbose=0)) / 2
     else:
-        batches = image_batches(train.images, train.targets, preprocess, spec.fit.batch_size, True, spec.fit.seed)
+        batches = image_batches(train.images, train.targets, preprocess, spec.fit.batch_size, True, spec.fit.seed,
+                                train.draws)
         checks = image_batches(valid.images, valid.targets, preprocess, spec.fit.batch_size, False)
         probe = model_input(np.load(valid.images, mmap_mode="r")[:PROBE_ROWS], preprocess)
         history = fit(model, (batches, None), (checks, None), spec.fit, metric, on_epoch, loss, probe=probe, log=log,

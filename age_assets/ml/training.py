@@ -118,19 +118,21 @@ class StackBatches(keras.utils.PyDataset):
 
     Each batch maps its files anew and reads just its rows, so resident memory holds a few batches
     however large the stacks grow (a fourfold augmented training split's features, say).
+    ``draws`` (one count per row, default 1) oversamples: a row drawn twice appears twice an epoch.
     ``transform`` turns the rows read (one array, or a tuple for several stacks) into model input.
     """
 
     def __init__(self, stacks: list[Path], targets: np.ndarray, batch_size: int, shuffle: bool, seed: int = 0,
-                 transform: Callable[[Any], Any] | None = None, workers: int = 2):
+                 transform: Callable[[Any], Any] | None = None, workers: int = 2, draws: np.ndarray | None = None):
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=8)
         self.stacks, self.targets, self.transform = list(stacks), targets, transform
         self.batch_size, self.shuffle = batch_size, shuffle
+        self.rows = np.arange(len(targets)) if draws is None else np.repeat(np.arange(len(targets)), draws)
         self.rng = np.random.default_rng(seed)
-        self.order = self.rng.permutation(len(targets)) if shuffle else np.arange(len(targets))
+        self.order = self.rng.permutation(self.rows) if shuffle else self.rows
 
     def __len__(self) -> int:
-        return math.ceil(len(self.targets) / self.batch_size)
+        return math.ceil(len(self.rows) / self.batch_size)
 
     def __getitem__(self, index: int) -> tuple[Any, np.ndarray]:
         rows = np.sort(self.order[index * self.batch_size:(index + 1) * self.batch_size])
@@ -144,13 +146,14 @@ class StackBatches(keras.utils.PyDataset):
 
     def on_epoch_end(self) -> None:
         if self.shuffle:
-            self.order = self.rng.permutation(len(self.targets))
+            self.order = self.rng.permutation(self.rows)
 
 
 def image_batches(images: Path, targets: np.ndarray, preprocess: Preprocess, batch_size: int, shuffle: bool,
-                  seed: int = 0) -> StackBatches:
+                  seed: int = 0, draws: np.ndarray | None = None) -> StackBatches:
     """Batches of a uint8 image stack as the float input a backbone expects."""
-    return StackBatches([images], targets, batch_size, shuffle, seed, lambda x: model_input(x, preprocess))
+    return StackBatches([images], targets, batch_size, shuffle, seed, lambda x: model_input(x, preprocess),
+                        draws=draws)
 
 
 def learning_rate(spec: FitSpec, steps_per_epoch: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
