@@ -3,6 +3,7 @@ split-conformal interval calibrated on the same validation faces, the baseline),
 photos through ``age-assets predict`` (another population: no target, the coverage as it comes).
 
 Usage: python bench/interval_coverage.py --data-dir DIR [--fgnet ../shared/data/fgnet/images | --no-fgnet]
+                                         [--model EXPORT]
 The test split's numbers apply the table this code calibrates on the export's stored validation
 predictions (``valid_predictions.csv``: what ``exported_model`` calibrates on, so an export built
 before this table format is measured as a rebuild would be) to the stored test predictions of
@@ -72,8 +73,9 @@ def _artifact(data_dir: Path, name: str, kind: type[Artifact]) -> Artifact:
     return kind(data_dir / pointer["folder"], pointer["fingerprint"])
 
 
-def fgnet(data_dir: Path, folder: Path) -> None:
-    run = subprocess.run([sys.executable, "-m", "age_assets.cli", "predict", "--data-dir", str(data_dir), str(folder)],
+def fgnet(data_dir: Path, folder: Path, model: Path | None) -> None:
+    source = ["--model", str(model)] if model else ["--data-dir", str(data_dir)]
+    run = subprocess.run([sys.executable, "-m", "age_assets.cli", "predict", *source, str(folder)],
                          capture_output=True, text=True)
     rows = [r for r in csv.DictReader(io.StringIO(run.stdout)) if r["face"] == "0"]
     keys = sorted({c.removeprefix("age_low_") for c in rows[0] if c.startswith("age_low_")}) if rows else []
@@ -92,10 +94,11 @@ def main() -> None:
     parser.add_argument("--fgnet", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data"
                         / "fgnet" / "images")
     parser.add_argument("--no-fgnet", action="store_true", help="the test split only")
+    parser.add_argument("--model", type=Path, help="the export predict runs on FG-NET (default: the data dir's)")
     args = parser.parse_args()
     test_split(args.data_dir)
     if not args.no_fgnet:
-        fgnet(args.data_dir, args.fgnet)
+        fgnet(args.data_dir, args.fgnet, args.model)
 
 
 if __name__ == "__main__":

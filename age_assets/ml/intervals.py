@@ -8,8 +8,9 @@ their errors ``predicted - true`` at ``(1 - coverage) / 2`` from each side, adde
 are made nondecreasing in ``y`` (an older face is not predicted younger). A predicted age ``p`` then
 gets every true age whose range holds it, ``{y : lowest(y) <= p <= highest(y)}`` (Neyman's
 construction). Where the model pulls ages towards the middle, that interval may lie wholly on one side
-of ``p`` (a face predicted 1 year old whose like are 0-0.8): it says where the true age is, and widening
-it to hold ``p`` would cover such faces more often than stated.
+of ``p`` (on UTKFace, a face predicted 20 gets 12-19.5 at 80%: most faces predicted 20 are teenagers):
+it says where the true age is, and widening it to hold ``p`` would cover such faces more often than
+stated.
 
 Why not conformal by predicted age: that covers each band of *predicted* age, but the model pulls
 ages towards the middle (teens predicted as adults), so the faces of a *true*-age band end up in
@@ -35,7 +36,8 @@ TRUE_AGES = np.arange(101, dtype=np.float64)
 ``ml.models.MAX_OUTPUT_AGE``, which the serving code cannot import: that module needs Keras)."""
 NEIGHBOURS = 60
 """Validation faces nearest in true age that set each true age's range of predictions (all of them
-where there are fewer): chosen by cross-validation within the validation split, between 40 and 150."""
+where there are fewer): chosen by cross-validation within the validation split, against 40, 100 and
+150 (`bench/interval_methods.py`)."""
 METHOD = "confidence belt over true age (Neyman), inverted"
 
 
@@ -69,15 +71,15 @@ class IntervalTable:
     faces: int
 
     @classmethod
-    def calibrate(cls, predicted: np.ndarray, truth: np.ndarray,
-                  coverages: Sequence[float] = COVERAGES) -> IntervalTable:
+    def calibrate(cls, predicted: np.ndarray, truth: np.ndarray, coverages: Sequence[float] = COVERAGES,
+                  neighbours: int = NEIGHBOURS) -> IntervalTable:
         """The table from validation predictions and true ages."""
         predicted, truth = np.asarray(predicted, float), np.asarray(truth, float)
         if not len(predicted) or len(predicted) != len(truth):
             raise ValueError(f"calibration needs as many predictions as true ages, got {len(predicted)} and "
                              f"{len(truth)}")
         errors = predicted - truth
-        nearest = [np.argsort(np.abs(truth - age), kind="stable")[:NEIGHBOURS] for age in TRUE_AGES]
+        nearest = [np.argsort(np.abs(truth - age), kind="stable")[:neighbours] for age in TRUE_AGES]
         belts = {}
         for coverage in coverages:
             ranges = np.array([_conformal_bounds(errors[faces], coverage) for faces in nearest])
