@@ -162,7 +162,7 @@ def predict(args: argparse.Namespace) -> int:
         return 2
     if args.draw:
         Path(args.draw).mkdir(parents=True, exist_ok=True)
-    coverages = list(estimator.model.interval_table.bounds) if estimator.model.interval_table else []
+    coverages = estimator.model.interval_table.coverages if estimator.model.interval_table else []
     columns = ["path", "face", "x", "y", "width", "height", "score", "low_confidence", "age",
                *interval_columns(coverages), "bucket",
                *[f"p_{label}" for label in estimator.model.bucket_labels], "note"]

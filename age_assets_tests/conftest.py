@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from age_assets.definitions import build_defs
-from age_assets.ml.intervals import BUCKET_MIDDLE_AGES, IntervalTable
+from age_assets.ml.intervals import IntervalTable
 
 SHARED = next((p / "shared" for p in Path(__file__).resolve().parents if (p / "shared" / "data").is_dir()),
               Path("../shared"))
@@ -165,18 +165,14 @@ def tiny_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def synthetic_interval_table(n: int = 2000, seed: int = 0) -> IntervalTable:
     """An interval table calibrated on generated validation predictions (errors of a few years)."""
-    predicted, truth, buckets = noisy_ages(n, seed)
-    return IntervalTable.calibrate(predicted, truth, buckets)
+    return IntervalTable.calibrate(*noisy_ages(n, seed))
 
 
-def noisy_ages(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Predicted ages, true ages and bucket probabilities of ``n`` generated faces: the error grows with
-    the age and with how spread out the bucket probabilities are, as with real faces."""
+def noisy_ages(n: int, seed: int, pull: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted and true ages of ``n`` generated faces: the error grows with the age, as with real
+    faces; ``pull`` (0-1) draws every prediction that share of the way towards 35, as a model that
+    regresses to the mean does."""
     rng = np.random.default_rng(seed)
     truth = rng.uniform(0, 90, n)
-    sharpness = rng.uniform(0.02, 0.5, n)
-    logits = -sharpness[:, None] * (BUCKET_MIDDLE_AGES[None, :] - truth[:, None]) ** 2 / 10
-    buckets = np.exp(logits - logits.max(axis=1, keepdims=True))
-    buckets /= buckets.sum(axis=1, keepdims=True)
-    noise = (0.5 + 0.08 * truth) * (0.5 + 0.3 / np.sqrt(sharpness))
-    return np.clip(truth + rng.normal(0, 1, n) * noise / 2, 0, None), truth, buckets
+    predicted = truth + rng.normal(0, 1, n) * (0.5 + 0.08 * truth)
+    return np.clip(predicted + pull * (35 - predicted), 0, None), truth

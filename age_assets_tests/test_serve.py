@@ -163,8 +163,8 @@ def test_a_photo_gives_each_face_with_its_age(estimator: Estimator, photo: bytes
     assert body["faces"] and body["faces"] == expected_faces(estimator, photo)
     for face in body["faces"]:
         assert set(face["intervals"]) == {"80", "90"}
-        assert face["intervals"]["90"]["low"] <= face["intervals"]["80"]["low"] <= face["age"]
-        assert face["age"] <= face["intervals"]["80"]["high"] <= face["intervals"]["90"]["high"]
+        assert face["intervals"]["90"]["low"] <= face["intervals"]["80"]["low"] <= face["intervals"]["80"]["high"]
+        assert face["intervals"]["80"]["high"] <= face["intervals"]["90"]["high"]
     assert body["message"] == f"{len(body['faces'])} face{'s' if len(body['faces']) > 1 else ''} found"
 
 

@@ -2,9 +2,12 @@
 split-conformal interval calibrated on the same validation faces, the baseline), and on FG-NET's whole
 photos through ``age-assets predict`` (another population: no target, the coverage as it comes).
 
-Usage: python bench/interval_coverage.py --data-dir DIR [--fgnet ../shared/data/fgnet/images]
-The test split's numbers use the stored test predictions of ``ensemble`` and ``bucket_ensemble``
-(what the export computes, to its agreement check). FG-NET's true age is in each file name
+Usage: python bench/interval_coverage.py --data-dir DIR [--fgnet ../shared/data/fgnet/images | --no-fgnet]
+                                         [--model EXPORT]
+The test split's numbers apply the table this code calibrates on the export's stored validation
+predictions (``valid_predictions.csv``: what ``exported_model`` calibrates on, so an export built
+before this table format is measured as a rebuild would be) to the stored test predictions of
+``ensemble`` (what the export computes, to its agreement check). FG-NET's true age is in each file name
 (``PPPAaa``: person PPP at age aa); each photo's first face (the detector's surest) counts.
 Targets on the test split: coverage within 2 points of nominal overall and within 5 points in every
 true-age band with 50 or more faces.
@@ -24,7 +27,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from age_assets.artifacts import PROBABILITY_COLUMNS, Ensemble, Export, ImageSet, TrainedModel
+from age_assets.artifacts import Ensemble, Export, ImageSet, TrainedModel
 from age_assets.ml.intervals import COVERAGES, IntervalTable, coverage_key, interval_scores
 
 Artifact = TypeVar("Artifact", Ensemble, Export, ImageSet, TrainedModel)
@@ -55,16 +58,14 @@ def test_split(data_dir: Path) -> None:
     export = _artifact(data_dir, "exported_model", Export)
     images = _artifact(data_dir, "image_arrays", ImageSet)
     ensemble = _artifact(data_dir, "ensemble", Ensemble)
-    stacked = _artifact(data_dir, "bucket_ensemble", TrainedModel)
-    table = IntervalTable.from_json(export.info()["intervals"])
     truth = images.labels("test")["real_age"].to_numpy(float)
     ages = ensemble.predictions("test")["age"].to_numpy()
-    buckets = stacked.predictions("test")[PROBABILITY_COLUMNS].to_numpy()
-    reference = export.reference()
-    valid_errors = images.labels("valid")[ensemble.info()["target"]].to_numpy(float) - reference["age"].to_numpy()
-    baseline = interval_scores(truth, constant_interval(valid_errors, ages))
+    valid_ages = export.reference()["age"].to_numpy()
+    valid_truth = images.labels("valid")[ensemble.info()["target"]].to_numpy(float)
+    table = IntervalTable.calibrate(valid_ages, valid_truth)
+    baseline = interval_scores(truth, constant_interval(valid_truth - valid_ages, ages))
     _show("test split, constant (baseline)", baseline)
-    _show("test split, adaptive", interval_scores(truth, table(ages, buckets)), baseline)
+    _show("test split, belt over true age", interval_scores(truth, table(ages)), baseline)
 
 
 def _artifact(data_dir: Path, name: str, kind: type[Artifact]) -> Artifact:
@@ -72,8 +73,9 @@ def _artifact(data_dir: Path, name: str, kind: type[Artifact]) -> Artifact:
     return kind(data_dir / pointer["folder"], pointer["fingerprint"])
 
 
-def fgnet(data_dir: Path, folder: Path) -> None:
-    run = subprocess.run([sys.executable, "-m", "age_assets.cli", "predict", "--data-dir", str(data_dir), str(folder)],
+def fgnet(data_dir: Path, folder: Path, model: Path | None) -> None:
+    source = ["--model", str(model)] if model else ["--data-dir", str(data_dir)]
+    run = subprocess.run([sys.executable, "-m", "age_assets.cli", "predict", *source, str(folder)],
                          capture_output=True, text=True)
     rows = [r for r in csv.DictReader(io.StringIO(run.stdout)) if r["face"] == "0"]
     keys = sorted({c.removeprefix("age_low_") for c in rows[0] if c.startswith("age_low_")}) if rows else []
@@ -91,9 +93,12 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
     parser.add_argument("--fgnet", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data"
                         / "fgnet" / "images")
+    parser.add_argument("--no-fgnet", action="store_true", help="the test split only")
+    parser.add_argument("--model", type=Path, help="the export predict runs on FG-NET (default: the data dir's)")
     args = parser.parse_args()
     test_split(args.data_dir)
-    fgnet(args.data_dir, args.fgnet)
+    if not args.no_fgnet:
+        fgnet(args.data_dir, args.fgnet, args.model)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ class ExportConfig(VersionedConfig):
     pass
 
 
-EXPORT_VERSION = code_version("2", ExportConfig)
+EXPORT_VERSION = code_version("3", ExportConfig)
 
 
 def _outputs(predict: Predict, images: Path, batch: int = 64) -> pd.DataFrame:
@@ -102,8 +102,7 @@ def export_asset(backbones: list[str]) -> dg.AssetsDefinition:
             keras_outputs = _outputs(keras_predict, image_arrays.images_path("valid"))
             keras_outputs.to_csv(folder / "valid_predictions.csv", index=False)
             intervals = IntervalTable.calibrate(keras_outputs["age"].to_numpy(),
-                                                image_arrays.labels("valid")[ensemble.info()["target"]].to_numpy(),
-                                                keras_outputs[PROBABILITY_COLUMNS].to_numpy())
+                                                image_arrays.labels("valid")[ensemble.info()["target"]].to_numpy())
             context.log.info("writing SavedModel, LiteRT and ONNX")
             export_all(model, folder, image_size, target=ensemble.info()["target"],
                        members=[{k: m[k] for k in ("name", "backbone", "weight")} for m in members],

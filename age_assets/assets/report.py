@@ -28,11 +28,11 @@ class ReportConfig(VersionedConfig):
 REPORT_VERSION = code_version("6", ReportConfig)
 
 
-def _test_intervals(exported_model: Export, ages: np.ndarray, buckets: np.ndarray, labels: pd.DataFrame) -> dict:
+def _test_intervals(exported_model: Export, ages: np.ndarray, labels: pd.DataFrame) -> dict:
     """Coverage and width on the test split of the export's intervals, applied to the ensemble's ages
-    and the bucket ensemble's probabilities (what the export computes, to its agreement check)."""
+    (what the export computes, to its agreement check)."""
     table = IntervalTable.from_json(exported_model.info()["intervals"])
-    return interval_scores(labels["real_age"].to_numpy(), table(ages, buckets))
+    return interval_scores(labels["real_age"].to_numpy(), table(ages))
 
 
 def report_asset(backbones: list[str]) -> dg.AssetsDefinition:
@@ -76,8 +76,7 @@ def report_asset(backbones: list[str]) -> dg.AssetsDefinition:
         report["classifiers"]["bucket_ensemble"] = classifier_metrics(buckets["bucket_ensemble"]["bucket"].to_numpy(),
                                                                       labels)
         report["groups"] = group_report(predictions["ensemble"], labels)
-        report["intervals"] = _test_intervals(exported_model, predictions["ensemble"],
-                                              buckets["bucket_ensemble"][PROBABILITY_COLUMNS].to_numpy(), labels)
+        report["intervals"] = _test_intervals(exported_model, predictions["ensemble"], labels)
         markdown = markdown_report(report) + intervals_markdown(report["intervals"])
         truth = labels["real_age"].to_numpy()
 

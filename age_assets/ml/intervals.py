@@ -1,15 +1,23 @@
-"""Age intervals with a stated coverage: conformal, per predicted-age band, scaled by how unsure the
-bucket probabilities are (NumPy only: the serving code applies the same table).
+"""Age intervals with a stated coverage, for every true age alike: a confidence belt over true age,
+inverted (NumPy only: the serving code applies the same table).
 
-Calibrated on the validation split: for each face the signed error ``(true - predicted) / difficulty``,
-where the difficulty is one year plus the spread (standard deviation, in years) of the model's own
-bucket probabilities over the buckets' middle ages: a face the classifiers place in several buckets
-gets a wider interval than one they agree on. Within each band of predicted age (the seven buckets)
-the interval is ``predicted + difficulty * [lower, upper]`` with ``lower`` and ``upper`` the split
-conformal quantiles of that band's errors at ``(1 - coverage) / 2`` from each side, so that, for
-faces like the validation faces, each tail holds at most half the miss rate. A band with fewer than
-``MIN_BAND_FACES`` validation faces takes the quantiles of all faces. A coverage that all the
-validation faces together cannot support (90% needs at least 19, 80% at least 9) is left out.
+Calibrated on the validation split. For each true age ``y`` of ``TRUE_AGES`` (0-100), the
+``NEIGHBOURS`` validation faces nearest in true age give the range ``[lowest(y), highest(y)]`` of
+predicted ages that holds that coverage of faces of about that age: the split-conformal quantiles of
+their errors ``predicted - true`` at ``(1 - coverage) / 2`` from each side, added to ``y``. Both ends
+are made nondecreasing in ``y`` (an older face is not predicted younger). A predicted age ``p`` then
+gets every true age whose range holds it, ``{y : lowest(y) <= p <= highest(y)}`` (Neyman's
+construction). Where the model pulls ages towards the middle, that interval may lie wholly on one side
+of ``p`` (on UTKFace, a face predicted 20 gets 12-19.5 at 80%: most faces predicted 20 are teenagers):
+it says where the true age is, and widening it to hold ``p`` would cover such faces more often than
+stated.
+
+Why not conformal by predicted age: that covers each band of *predicted* age, but the model pulls
+ages towards the middle (teens predicted as adults), so the faces of a *true*-age band end up in
+another band's tail and are missed. The belt covers each true age by construction, whatever the
+model's bias and however many faces of each age the photos hold; the price is wider intervals where
+the model tells neighbouring ages apart badly. A coverage the neighbourhood cannot support (90%
+needs at least 19 faces, 80% at least 9) is left out.
 """
 
 from __future__ import annotations
@@ -23,24 +31,19 @@ from age_assets.ml.buckets import BUCKET_LABELS, age_to_bucket
 
 COVERAGES = (0.8, 0.9)
 """Nominal coverages of the intervals every export carries."""
-BUCKET_MIDDLE_AGES = np.array([1.0, 6.0, 15.0, 24.0, 36.5, 55.5, 75.0])
-"""A representative age of each bucket (the last one is open above), for the spread of its probabilities."""
-MIN_BAND_FACES = 50
-"""Fewest validation faces a band calibrates on by itself; a smaller band uses the pooled quantiles."""
+TRUE_AGES = np.arange(101, dtype=np.float64)
+"""The true ages the belt is calibrated at: every whole year the model outputs (0 to
+``ml.models.MAX_OUTPUT_AGE``, which the serving code cannot import: that module needs Keras)."""
+NEIGHBOURS = 60
+"""Validation faces nearest in true age that set each true age's range of predictions (all of them
+where there are fewer): chosen by cross-validation within the validation split, against 40, 100 and
+150 (`bench/interval_methods.py`)."""
+METHOD = "confidence belt over true age (Neyman), inverted"
 
 
 def coverage_key(coverage: float) -> str:
     """``0.8`` -> ``"80"``: how a coverage is named in ``export.json`` and the report."""
     return f"{round(coverage * 100):d}"
-
-
-def difficulty(buckets: np.ndarray) -> np.ndarray:
-    """One year plus the spread in years of each row of bucket probabilities [N, 7]: [N]."""
-    p = np.asarray(buckets, dtype=np.float64)
-    p = p / np.clip(p.sum(axis=1, keepdims=True), 1e-12, None)
-    mean = p @ BUCKET_MIDDLE_AGES
-    spread = np.sqrt(np.clip(p @ BUCKET_MIDDLE_AGES**2 - mean**2, 0.0, None))
-    return 1.0 + spread
 
 
 def _conformal_bounds(scores: np.ndarray, coverage: float) -> tuple[float, float]:
@@ -54,66 +57,82 @@ def _conformal_bounds(scores: np.ndarray, coverage: float) -> tuple[float, float
     return float(ordered[n - rank]), float(ordered[rank - 1])
 
 
+def _strictly_increasing(values: np.ndarray) -> np.ndarray:
+    """A nondecreasing curve nudged up by a millionth of a year per step, so that it can be inverted."""
+    return values + 1e-6 * np.arange(len(values))
+
+
 @dataclass(frozen=True)
 class IntervalTable:
-    """Per coverage (``"80"``, ``"90"``) and predicted-age band, the scaled error quantiles [lower, upper]."""
+    """Per coverage (``"80"``, ``"90"``), the lowest and highest predicted age [len(TRUE_AGES)] of faces of
+    each true age, at that coverage."""
 
-    bounds: Mapping[str, Sequence[Sequence[float]]]
-    band_faces: Sequence[int]
+    belts: Mapping[str, tuple[Sequence[float], Sequence[float]]]
+    faces: int
 
     @classmethod
-    def calibrate(cls, predicted: np.ndarray, truth: np.ndarray, buckets: np.ndarray,
-                  coverages: Sequence[float] = COVERAGES) -> IntervalTable:
-        """The table from validation predictions, true ages and bucket probabilities."""
+    def calibrate(cls, predicted: np.ndarray, truth: np.ndarray, coverages: Sequence[float] = COVERAGES,
+                  neighbours: int = NEIGHBOURS) -> IntervalTable:
+        """The table from validation predictions and true ages."""
         predicted, truth = np.asarray(predicted, float), np.asarray(truth, float)
-        if not len(predicted) or len(predicted) != len(truth) or len(truth) != len(buckets):
-            raise ValueError(f"calibration needs as many predictions as true ages and bucket rows, got "
-                             f"{len(predicted)}, {len(truth)} and {len(buckets)}")
-        scores = (truth - predicted) / difficulty(buckets)
-        bands = age_to_bucket(predicted)
-        faces = [int(np.sum(bands == b)) for b in range(len(BUCKET_LABELS))]
-        bounds = {}
+        if not len(predicted) or len(predicted) != len(truth):
+            raise ValueError(f"calibration needs as many predictions as true ages, got {len(predicted)} and "
+                             f"{len(truth)}")
+        errors = predicted - truth
+        nearest = [np.argsort(np.abs(truth - age), kind="stable")[:neighbours] for age in TRUE_AGES]
+        belts = {}
         for coverage in coverages:
-            pooled = _conformal_bounds(scores, coverage)
-            if not np.isfinite(pooled).all():  # too few faces to state this coverage: no interval, not an endless one
+            ranges = np.array([_conformal_bounds(errors[faces], coverage) for faces in nearest])
+            if not np.isfinite(ranges).all():  # too few faces to state this coverage: no interval, not an endless one
                 continue
-            bounds[coverage_key(coverage)] = [
-                list(_conformal_bounds(scores[bands == b], coverage) if faces[b] >= MIN_BAND_FACES else pooled)
-                for b in range(len(BUCKET_LABELS))]
-        return cls(bounds, faces)
+            lowest, highest = (np.maximum.accumulate(TRUE_AGES + ranges[:, side]) for side in (0, 1))
+            belts[coverage_key(coverage)] = (lowest.tolist(), highest.tolist())
+        return cls(belts, len(truth))
 
-    def __call__(self, predicted: np.ndarray, buckets: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Per coverage, the (low, high) ages [N] of each face; never below 0."""
+    @property
+    def coverages(self) -> list[str]:
+        return list(self.belts)
+
+    def __call__(self, predicted: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per coverage, the (low, high) ages [N] of each face, within ``TRUE_AGES``."""
         predicted = np.asarray(predicted, float)
-        scale = difficulty(buckets)
-        bands = age_to_bucket(predicted)
         out = {}
-        for key, table in self.bounds.items():
-            bound = np.asarray(table, float)[bands]
-            out[key] = (np.maximum(predicted + scale * bound[:, 0], 0.0), predicted + scale * bound[:, 1])
+        for key, (lowest, highest) in self.belts.items():
+            # the youngest true age whose highest prediction reaches p, the oldest whose lowest does not pass it
+            low = np.interp(predicted, _strictly_increasing(np.asarray(highest)), TRUE_AGES, left=0.0,
+                            right=TRUE_AGES[-1])
+            high = np.interp(predicted, _strictly_increasing(np.asarray(lowest)), TRUE_AGES, left=0.0,
+                             right=TRUE_AGES[-1])
+            out[key] = (low, high)
         return out
 
     def to_json(self) -> dict[str, object]:
-        return {"method": "split conformal per predicted-age band, errors scaled by 1 + the spread in years "
-                          "of the bucket probabilities",
-                "bands": list(BUCKET_LABELS), "band_faces": list(self.band_faces),
-                "bucket_middle_ages": BUCKET_MIDDLE_AGES.tolist(), "bounds": dict(self.bounds)}
+        return {"method": METHOD, "true_ages": TRUE_AGES.tolist(), "faces": self.faces,
+                "belts": {key: {"lowest_prediction": list(lowest), "highest_prediction": list(highest)}
+                          for key, (lowest, highest) in self.belts.items()}}
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> IntervalTable:
         """The table as ``to_json`` wrote it; ``ValueError`` where it is not one."""
+        if isinstance(data, Mapping) and data.get("method") != METHOD:
+            raise ValueError(f"not an interval table of this version (method {data.get('method')!r}, "
+                             f"expected {METHOD!r})")
         try:
-            bounds = {str(k): [[float(lo), float(hi)] for lo, hi in v]  # type: ignore[misc]
-                      for k, v in dict(data["bounds"]).items()}  # type: ignore[call-overload]
-            faces = [int(n) for n in data["band_faces"]]  # type: ignore[attr-defined]
+            belts = {str(key): (np.asarray(belt["lowest_prediction"], float),
+                                np.asarray(belt["highest_prediction"], float))
+                     for key, belt in dict(data["belts"]).items()}  # type: ignore[call-overload]
+            faces = int(data["faces"])  # type: ignore[call-overload]
+            true_ages = np.asarray(data["true_ages"], float)  # type: ignore[call-overload]
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"not an interval table ({error})") from error
-        if list(data.get("bands", [])) != list(BUCKET_LABELS) or any(  # type: ignore[call-overload]
-                len(v) != len(BUCKET_LABELS) for v in bounds.values()):
-            raise ValueError(f"an interval table needs one row per band {list(BUCKET_LABELS)}")
-        if not all(np.isfinite(row).all() for v in bounds.values() for row in v):
-            raise ValueError("an interval table's bounds must be finite numbers")
-        return cls(bounds, faces)
+        if true_ages.shape != TRUE_AGES.shape or not np.array_equal(true_ages, TRUE_AGES):
+            raise ValueError(f"an interval table is calibrated at the true ages 0-{int(TRUE_AGES[-1])}")
+        for key, curves in belts.items():
+            if any(c.shape != TRUE_AGES.shape for c in curves):
+                raise ValueError(f"an interval table needs one lowest and highest prediction per true age ({key}%)")
+            if not all(np.isfinite(c).all() and np.all(np.diff(c) >= 0) for c in curves):
+                raise ValueError(f"an interval table's predictions must be finite and nondecreasing ({key}%)")
+        return cls({key: (lowest.tolist(), highest.tolist()) for key, (lowest, highest) in belts.items()}, faces)
 
 
 def interval_scores(truth: np.ndarray, intervals: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, dict]:

@@ -123,7 +123,7 @@ class AgeEstimator:
         if not crops:
             return []
         ages, buckets = self.model.predict(np.stack(crops))
-        intervals = self.model.intervals(ages, buckets)
+        intervals = self.model.intervals(ages)
         labels = self.model.bucket_labels
         return [FaceAge(i, box, score, round(float(age), 2), labels[int(np.argmax(p))],
                         {label: round(float(v), 4) for label, v in zip(labels, p)},

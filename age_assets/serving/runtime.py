@@ -68,10 +68,10 @@ class ExportedModel:
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-    def intervals(self, ages: np.ndarray, buckets: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Per coverage (``"80"``, ``"90"``), the (low, high) ages of ``predict``'s outputs, from the
+    def intervals(self, ages: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per coverage (``"80"``, ``"90"``), the (low, high) ages around ``predict``'s ages, from the
         table in ``export.json``; empty for an export made before intervals."""
-        return self.interval_table(ages, buckets) if self.interval_table is not None else {}
+        return self.interval_table(ages) if self.interval_table is not None else {}
 
 
 class LiteRT:
