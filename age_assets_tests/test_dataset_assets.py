@@ -150,3 +150,25 @@ def test_a_folder_named_two_ways_is_the_same_dataset(
     relative = materialize({"AGE_ASSETS_DATASET": f"utkface:./x/../{utkface_dir.name}"}, "raw_dataset")
     assert relative.output_for_node("raw_dataset") == absolute.output_for_node("raw_dataset")
     assert relative.asset_materializations_for_node("raw_dataset")[0].metadata["reused"].value
+
+
+def test_training_on_some_copies_takes_the_first_copies_of_each_image(
+    materialize: Materialize, utkface_dir: Path
+) -> None:
+    from age_assets.assets.models import _stacks
+
+    result = materialize({"AGE_ASSETS_DATASET": f"utkface:{utkface_dir}"}, ALL, SMALL)
+    arrays, augmented = result.output_for_node("image_arrays"), result.output_for_node("augmented_train")
+    labels = augmented.labels("train")
+
+    def ages(table: pd.DataFrame) -> np.ndarray:
+        return table["real_age"].to_numpy(np.float32)
+
+    every, _, _ = _stacks(arrays, augmented, ages)
+    two, _, evaluated = _stacks(arrays, augmented, ages, copies=2)
+    assert every.rows is None and len(every.targets) == len(labels)
+    assert set(labels["copy"].iloc[two.rows]) == {0, 1} and len(two.rows) == len(labels) // 2
+    np.testing.assert_array_equal(two.targets, ages(labels.iloc[two.rows]))
+    assert two.fingerprint != every.fingerprint, "features cached for some copies are not those for all"
+    assert _stacks(arrays, augmented, ages, copies=4)[0].rows is None, "as many copies as there are: all"
+    assert set(evaluated) >= {"valid", "test"}

@@ -11,7 +11,7 @@ import pytest
 
 from age_assets.ml.backbones import BACKBONES, INPUT_LAYERS, WeightsUnavailable, build_backbone, get_backbone
 from age_assets.ml.estimator import Stack, predict_stack, train_estimator
-from age_assets.ml.features import model_input
+from age_assets.ml.features import feature_files, model_input, write_features
 from age_assets.ml.metrics import mae
 from age_assets.ml.models import AgeScale, build_model, cut_at_frozen_boundary
 from age_assets.ml.npy import StackWriter
@@ -238,6 +238,34 @@ def test_stack_batches_draw_an_oversampled_row_as_often_as_asked(tmp_path: Path)
         seen = np.concatenate([batches[i][1] for i in range(len(batches))]).astype(int)
         assert np.array_equal(np.bincount(seen, minlength=20), draws)
         batches.on_epoch_end()
+
+
+def test_a_feature_pass_over_some_rows_gives_those_rows_features(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    np.save(tmp_path / "faces.npy", rng.integers(0, 256, (40, 8, 8, 3), dtype=np.uint8))
+    front = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3), keras.layers.GlobalAveragePooling2D()])
+    rows = np.flatnonzero(np.arange(40) % 4 < 2)  # copies 0 and 1 of ten images grown fourfold
+
+    def identity(x: np.ndarray) -> np.ndarray:
+        return x
+
+    for folder in ("every", "some"):
+        (tmp_path / folder).mkdir()
+    write_features(front, identity, tmp_path / "faces.npy", tmp_path / "every", "train", tmp_path / "p1", batch=8)
+    write_features(front, identity, tmp_path / "faces.npy", tmp_path / "some", "train", tmp_path / "p2", batch=8,
+                   rows=rows)
+    (every,), (some,) = feature_files(tmp_path / "every", "train"), feature_files(tmp_path / "some", "train")
+    np.testing.assert_array_equal(np.load(some), np.load(every)[rows])
+
+
+def test_a_stack_of_some_rows_draws_only_those_with_their_targets(tmp_path: Path) -> None:
+    np.save(tmp_path / "faces.npy", np.arange(12, dtype=np.uint8).reshape(12, 1, 1, 1).repeat(3, axis=-1))
+    rows = np.array([0, 1, 4, 5, 8, 9])
+    stack = Stack(tmp_path / "faces.npy", rows.astype(np.float32) * 10, "faces/copies 2", rows=rows)
+    targets, draws = stack.over_every_row()
+    batches = StackBatches([stack.images], targets, 4, shuffle=True, draws=draws)
+    seen = [(int(x[0, 0, 0]), float(y)) for i in range(len(batches)) for x, y in zip(*batches[i])]
+    assert sorted(seen) == [(r, r * 10.0) for r in rows]
 
 
 def test_a_cosine_schedule_decays_the_learning_rate_to_zero_at_the_end_of_the_last_epoch(tmp_path: Path) -> None:

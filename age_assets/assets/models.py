@@ -70,6 +70,11 @@ class TrainingConfig(VersionedConfig):
     train_on: TrainOn = Field(
         default=UNMEASURED.train_on, description="Train on augmented_train or on the plain training split"
     )
+    copies: int = Field(
+        default=UNMEASURED.copies, ge=0,
+        description="With train_on 'augmented': train on the first this many copies of each image (the original "
+                    "and copies - 1 augmented ones); 0, or more than it holds, takes every copy",
+    )
     seed: int = Field(default=FitSpec.seed, description="Seed of weight initialisation and shuffling")
     mirror_average: bool = Field(
         default=True, description="Predict each image and its left-right mirror image and average the two"
@@ -166,15 +171,23 @@ ENSEMBLE_VERSION = code_version("3", EnsembleConfig)
 
 
 def _stacks(
-    images: ImageSet, train_set: ImageSet, targets: Callable[[pd.DataFrame], np.ndarray]
+    images: ImageSet, train_set: ImageSet, targets: Callable[[pd.DataFrame], np.ndarray], copies: int = 0
 ) -> tuple["Stack", "Stack", dict[str, "Stack"]]:
+    """The training stack (the first ``copies`` copies of each image where ``train_set`` is augmented
+    and ``copies`` is set), the validation stack and the evaluated ones."""
     from age_assets.ml.estimator import Stack
 
     def stack(source: ImageSet, split: str) -> Stack:
         return Stack(source.images_path(split), targets(source.labels(split)), f"{source.fingerprint}/{split}")
 
     evaluated = {split: stack(images, split) for split in EVALUATED}
-    return stack(train_set, "train"), evaluated["valid"], evaluated
+    labels = train_set.labels("train")
+    if not copies or "copy" not in labels or copies >= labels["copy"].max() + 1:
+        return stack(train_set, "train"), evaluated["valid"], evaluated
+    rows = np.flatnonzero(labels["copy"].to_numpy() < copies)
+    train = Stack(train_set.images_path("train"), targets(labels.iloc[rows]),
+                  f"{train_set.fingerprint}/train/copies {copies}", rows=rows)
+    return train, evaluated["valid"], evaluated
 
 
 def changed_settings(config: VersionedConfig) -> str:
@@ -226,7 +239,8 @@ def trained_asset(kind: TrainingKind, backbone: str) -> dg.AssetsDefinition:
             device = accelerator.activate()
             context.log.info(f"training {asset} on {device} with {settings}")
             spec = config.estimator_spec(backbone, weights.source(backbone), image_arrays.images("train").shape[1])
-            stacks = _stacks(image_arrays, train_set, lambda t: config.targets(t[column].to_numpy(np.float32)))
+            stacks = _stacks(image_arrays, train_set, lambda t: config.targets(t[column].to_numpy(np.float32)),
+                             config.copies if config.train_on == "augmented" else 0)
             tags = {"fingerprint": fingerprint, "dagster_run_id": context.run.run_id}
             with tracking.run(asset, params, tags) as mlflow:
                 try:

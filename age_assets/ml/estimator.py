@@ -18,7 +18,7 @@ from age_assets.ml.age_distribution import BUCKET_SUMS, YEARS, age_distribution_
 from age_assets.ml.backbones import get_backbone
 from age_assets.ml.features import feature_files, model_input, write_features
 from age_assets.ml.models import AgeScale, Cut, build_model, cut_at_frozen_boundary
-from age_assets.ml.npy import iter_blocks
+from age_assets.ml.npy import iter_blocks, stack_length
 from age_assets.ml.progress import Log, Progress
 from age_assets.ml.specs import EstimatorSpec
 from age_assets.ml.training import StackBatches, fit, image_batches
@@ -31,13 +31,26 @@ PROBE_ROWS = 256
 
 @dataclass(frozen=True)
 class Stack:
-    """A uint8 image stack on disk, its targets, and a fingerprint naming its contents. As a training
-    stack, ``draws`` says how often each image is drawn an epoch (oversampling; default once)."""
+    """A uint8 image stack on disk, its targets, and a fingerprint naming its contents. ``rows``
+    (ascending) takes some of the stack's images, every one by default; ``targets`` are theirs. As a
+    training stack, ``draws`` says how often each image is drawn an epoch (oversampling; default once)."""
 
     images: Path
     targets: np.ndarray
     fingerprint: str
     draws: np.ndarray | None = None
+    rows: np.ndarray | None = None
+
+    def over_every_row(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """Targets and draws indexed by the stack's rows: a row outside ``rows`` is never drawn."""
+        if self.rows is None:
+            return self.targets, self.draws
+        n = stack_length(self.images)
+        targets = np.zeros((n, *self.targets.shape[1:]), dtype=self.targets.dtype)
+        targets[self.rows] = self.targets
+        draws = np.zeros(n, dtype=int)
+        draws[self.rows] = 1 if self.draws is None else self.draws
+        return targets, draws
 
 
 @dataclass
@@ -94,7 +107,7 @@ def _features(cut: Cut, spec: EstimatorSpec, stack: Stack, name: str, cache: Pat
         require_free_space(cache, 2 * len(stack.targets) * per_image, f"{spec.backbone} features of {what} images")
         progress = Progress(log, f"{spec.backbone} features of {what} images", len(stack.targets))
         write_features(front, get_backbone(spec.backbone).preprocess_input, stack.images, folder, name,
-                       cache / f"{key}.parts", mirrored=mirrored, progress=progress.advance, log=log)
+                       cache / f"{key}.parts", mirrored=mirrored, progress=progress.advance, log=log, rows=stack.rows)
 
     if build_once(cache / key, build):
         log(f"reusing cached {spec.backbone} features for {what}")
@@ -152,8 +165,8 @@ def train_estimator(
                 mirrored = _loaded(_features(cut, spec, s, name, cache, log, mirrored=True))
                 predictions[name] = (predictions[name] + cut.tail.predict(mirrored, batch_size=256, verbose=0)) / 2
     else:
-        batches = image_batches(train.images, train.targets, preprocess, spec.fit.batch_size, True, spec.fit.seed,
-                                train.draws)
+        targets, draws = train.over_every_row()
+        batches = image_batches(train.images, targets, preprocess, spec.fit.batch_size, True, spec.fit.seed, draws)
         checks = image_batches(valid.images, valid.targets, preprocess, spec.fit.batch_size, False)
         probe = model_input(np.load(valid.images, mmap_mode="r")[:PROBE_ROWS], preprocess)
         history = fit(model, (batches, None), (checks, None), spec.fit, metric, on_epoch, loss, probe=probe, log=log,

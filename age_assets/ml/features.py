@@ -30,9 +30,9 @@ PART_IMAGES = 2048
 
 def write_features(front: keras.Model, preprocess: Preprocess, images: Path, folder: Path, split: str, parts: Path,
                    batch: int = 64, mirrored: bool = False, progress: Callable[[int], None] = no_progress,
-                   log: Callable[[str], None] | None = None) -> None:
-    """The front's outputs for every image of a stack, as float16 ``<split>_<i>.npy`` stacks in
-    ``folder`` (one per boundary tensor).
+                   log: Callable[[str], None] | None = None, rows: np.ndarray | None = None) -> None:
+    """The front's outputs for every image of a stack (or for its ``rows``, in ascending order), as
+    float16 ``<split>_<i>.npy`` stacks in ``folder`` (one per boundary tensor).
 
     The pass saves a part every ``PART_IMAGES`` images under ``parts`` (a folder named for what
     the pass computes), so a killed pass resumes at its last saved part; the stacks are assembled
@@ -42,7 +42,7 @@ def write_features(front: keras.Model, preprocess: Preprocess, images: Path, fol
     """
     import keras
 
-    n = stack_length(images)
+    n = stack_length(images) if rows is None else len(rows)
     parts.mkdir(parents=True, exist_ok=True)
     starts = list(range(0, n, PART_IMAGES))
     saved = [start for start in starts if (parts / f"{start:09d}.npz").is_file()]
@@ -57,7 +57,12 @@ def write_features(front: keras.Model, preprocess: Preprocess, images: Path, fol
             continue
         outputs: list[list[np.ndarray]] = []
         for block_start in range(start, stop, batch):
-            block = read_rows(images, block_start, min(stop, block_start + batch))
+            block_stop = min(stop, block_start + batch)
+            if rows is None:
+                block = read_rows(images, block_start, block_stop)
+            else:
+                taken = rows[block_start:block_stop]
+                block = read_rows(images, int(taken[0]), int(taken[-1]) + 1)[taken - taken[0]]
             tensors = keras.tree.flatten(front.predict_on_batch(model_input(block, preprocess, mirrored)))
             outputs = outputs or [[] for _ in tensors]
             for kept, tensor in zip(outputs, tensors):

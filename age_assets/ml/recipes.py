@@ -27,6 +27,7 @@ from age_assets.ml.specs import Schedule, TrainOn
 class Recipe:
     train_last: int = 0
     train_on: TrainOn = "plain"
+    copies: int = 0
     epochs: int = 60
     patience: int = 8
     learning_rate: float = 3e-4
