@@ -63,7 +63,7 @@ class AugmentedTrainConfig(VersionedConfig):
     )
     seed: int = Field(default=0, description="Seed of the augmentation; the same seed gives the same pixels")
     pipeline: Pipeline = Field(
-        default="study",
+        default="camera",
         description="'study': the study's rotation, flip, shift/scale and brightness/contrast; 'camera': those, "
                     "then greyscale or sepia, blur or downscaling, noise, gamma and colour casts, low JPEG quality",
     )
@@ -238,7 +238,8 @@ def image_arrays(
     kinds={"numpy"},
     group_name=DATA,
     description=(
-        "The training split grown by the study's albumentations pipeline; copy 0 of each image is the original."
+        "The training split grown by albumentations (the study's steps, then camera and scan effects: config "
+        "'pipeline'); copy 0 of each image is the original."
     ),
 )
 def augmented_train(
