@@ -29,7 +29,7 @@ pip_setting() {  # an environment variable, else the same key from pip's configu
 build_base() {
     local tarball
     tarball=$(mktemp --suffix .tar)
-    trap 'rm -f "$tarball"' RETURN
+    trap 'rm -f "$tarball"; trap - RETURN' RETURN
     mmdebstrap --variant=apt --include=python3,python3-venv,ca-certificates,libgomp1,passwd \
         --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
         --dpkgopt='path-exclude=/usr/share/locale/*' --aptopt='Apt::Install-Recommends "false"' \
