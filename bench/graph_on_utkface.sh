@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Run the whole graph on the shared UTKFace faces with a named configuration (best_cpu: the code's
 # defaults; quick; gpu), then run it again with nothing changed; print both wall times and their
-# ratio, per-asset time and memory, and the evaluation report. SEED=<n> trains every regressor and
-# classifier with that seed (data and cached features are reused): run it after a first run to
-# measure the noise of training.
+# ratio, per-asset time and memory, and the evaluation report (UTKFace test); then FG-NET's whole
+# photos through what `predict` does with the run's export, beside the face head zero-shot
+# (bench/photos_of_other_people.py; evaluation only). Give an empty or new data dir for a run from
+# scratch. SEED=<n> trains every regressor and classifier with that seed (data and cached features
+# are reused): run it after a first run to measure the noise of training.
 # AGE_ASSETS_BACKBONES defaults to the code's default backbones.
 # Usage: [SEED=1] bench/graph_on_utkface.sh [best_cpu|quick|gpu] [data dir]
 set -euo pipefail
@@ -40,3 +42,8 @@ rerun=$(materialize | tee /dev/stderr | tail -1)
 .venv/bin/python bench/materialization_table.py $assets
 python3 -c "print(f'whole run {$full} s; rerun with nothing changed {$rerun} s = {100 * $rerun / $full:.1f}% of it')"
 cat "$AGE_ASSETS_DATA_DIR/reports/evaluation.md"
+fgnet=../shared/data/fgnet
+if [[ -d $fgnet ]]; then
+  echo "FG-NET's whole photos through predict (evaluation only):"
+  .venv/bin/python bench/photos_of_other_people.py --data-dir "$AGE_ASSETS_DATA_DIR" --fgnet "$fgnet"
+fi
