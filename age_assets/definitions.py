@@ -24,6 +24,7 @@ from age_assets.resources import Accelerator, BackboneWeights, DatasetSource, Ex
 
 DEFAULT_BACKBONES = "mobilenet_v3_small,efficientnet_lite0,mobilenet_v1_faces"
 
+
 ENV_DATASET = "AGE_ASSETS_DATASET"
 ENV_TEST_DATASET = "AGE_ASSETS_TEST_DATASET"
 ENV_DATA_DIR = "AGE_ASSETS_DATA_DIR"
@@ -39,12 +40,32 @@ ENV_MLFLOW_URI = "AGE_ASSETS_MLFLOW_URI"
 ENV_PROMOTION_TOLERANCE = "AGE_ASSETS_PROMOTION_TOLERANCE"
 
 
+FORKED_STEPS = dg.multiprocess_executor.configured(
+    lambda config: {"max_concurrent": config["max_concurrent"], "start_method": {config["start_method"]: {}}},
+    name="multiprocess",
+    config_schema={
+        "max_concurrent": dg.Field(int, default_value=0, description="Steps at a time; 0: one per CPU core"),
+        "start_method": dg.Field(
+            dg.Enum("StartMethod", [dg.EnumValue("forkserver"), dg.EnumValue("spawn")]), default_value="forkserver",
+            description="forkserver: steps fork from a process that imported the code location once; spawn: a new "
+                        "interpreter per step (Dagster's default)"),
+    },
+)
+"""A process per step, forked from a server that has imported Dagster and this code location once.
+
+Dagster's default start method spawns every step as a new interpreter that imports both again:
+seconds a step, which was most of an unchanged rerun, where every step only finds its artifact
+(``bench/step_start.sh``). Nothing imported at that point has started threads or TensorFlow (a test
+holds ``import age_assets`` to that), so forking is safe; steps that train import TensorFlow after.
+"""
+
+
 def executor_from(env: Mapping[str, str]) -> dg.ExecutorDefinition:
-    """``multiprocess`` (default: a process per step on this machine) or ``k8s`` (a pod per step,
-    from the ``k8s`` extra; training steps ask for one GPU each)."""
+    """``multiprocess`` (default: a process per step on this machine, forked: ``FORKED_STEPS``) or
+    ``k8s`` (a pod per step, from the ``k8s`` extra; training steps ask for one GPU each)."""
     name = env.get(ENV_EXECUTOR, "multiprocess")
     if name == "multiprocess":
-        return dg.multiprocess_executor
+        return FORKED_STEPS
     if name == "k8s":
         from dagster_k8s import k8s_job_executor
 

@@ -11,13 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 config=${1:-best_cpu}
-export AGE_ASSETS_DATA_DIR=${2:-data}
-export AGE_ASSETS_DATASET=utkface:../shared/data/utkface
-defaults=$(.venv/bin/python -c "from age_assets.definitions import DEFAULT_BACKBONES; print(DEFAULT_BACKBONES)")
-export AGE_ASSETS_BACKBONES=${AGE_ASSETS_BACKBONES:-$defaults}
-export AGE_ASSETS_WEIGHTS_DIR=../shared/weights
-export DAGSTER_HOME=$(realpath -m "$AGE_ASSETS_DATA_DIR")/dagster
-mkdir -p "$DAGSTER_HOME" && cp -n data/dagster/dagster.yaml "$DAGSTER_HOME/" 2>/dev/null || true
+source bench/utkface_env.sh "${2:-data}"
 trained=$(for b in ${AGE_ASSETS_BACKBONES//,/ }; do echo "classifier_$b model_$b"; done)
 assets="raw_dataset image_arrays augmented_train $trained ensemble bucket_ensemble evaluation_report exported_model"
 seed_config=()
