@@ -156,3 +156,25 @@ def test_failed_download_says_where_to_put_the_files(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(keras.utils, "get_file", offline)
     with pytest.raises(WeightsUnavailable, match=r"AGE_ASSETS_WEIGHTS_DIR.*hse_faceres/faceres-deep\.json"):
         published_weights_file()
+
+
+def test_a_published_head_starts_as_the_published_age_head(faces: tuple[np.ndarray, np.ndarray]) -> None:
+    """Built with ``published``, a regressor's first ages are the published softmax's expected ages and
+    a classifier over years gives the published softmax (year 100 nearly impossible); a classifier
+    over buckets cannot hold it."""
+    from age_assets.ml.models import build_model
+    from age_assets.ml.specs import HeadSpec
+
+    weights, pixels = str(FACERES / "faceres-deep.json"), faces[0][:8]
+    published = FaceMobileNet(weights=weights).predict(pixels, verbose=0)[0]
+    head = HeadSpec(published=True, dropout=0.5)
+    regressor = build_model("mobilenet_v1_faces", 224, weights, head, train_last=13)
+    np.testing.assert_allclose(regressor.predict(pixels, verbose=0)[:, 0], published @ np.arange(100), atol=1e-3)
+    classifier = build_model("mobilenet_v1_faces", 224, weights, head, train_last=13, classes=101)
+    over_years = classifier.predict(pixels, verbose=0)
+    np.testing.assert_allclose(over_years[:, :100], published, atol=1e-5)
+    assert over_years[:, 100].max() < 1e-3
+    with pytest.raises(ValueError, match="not 7 classes"):
+        build_model("mobilenet_v1_faces", 224, weights, head, train_last=13, classes=7)
+    with pytest.raises(ValueError, match="mobilenet_v3_small has no published age head"):
+        build_model("mobilenet_v3_small", 32, None, head, train_last=0)

@@ -6,7 +6,9 @@ the plain or augmented training split with real age as target, and prints the va
 classifier's: of its median ages, and its bucket accuracy), the cut and the time. ``--test`` adds the
 test split's: read it once, for a configuration already chosen on validation. ``--fgnet DIR`` adds
 FG-NET's whole photos, each face cut by ``predict``'s detector and crop rule (photos without exactly
-one face left out): evaluation only, the best epoch is chosen on validation.
+one face left out): evaluation only, the best epoch is chosen on validation. ``--published-head``
+starts from the backbone's published age head and its weights (``mobilenet_v1_faces``) instead of a
+new Dense layer: a regressor's age is the expectation of its softmax over years.
 """
 
 import argparse
@@ -67,6 +69,9 @@ def main() -> None:
                         help="draw each training face of these true-age buckets this many times an epoch, "
                              "e.g. '46-65=2,66+=3'")
     parser.add_argument("--fgnet", type=Path, help="also score FG-NET's photos under this folder (evaluation only)")
+    parser.add_argument("--published-head", action="store_true",
+                        help="start from the backbone's published age head and its weights")
+    parser.add_argument("--dropout", type=float, default=0.5, help="after the head's Dense layer")
     args = parser.parse_args()
 
     root = Path(args.data_dir).resolve()
@@ -97,10 +102,12 @@ def main() -> None:
     image_size = arrays.images("train").shape[1]
     settings = {"train_last": args.train_last, "learning_rate": args.learning_rate, "schedule": args.schedule,
                 "epochs": args.epochs, "patience": args.patience, "train_on": args.train_on, "seed": args.seed,
-                "mirror_average": args.mirror_average}
+                "mirror_average": args.mirror_average, "dropout": args.dropout}
     config = ClassifierConfig(**settings) if args.classifier else ModelConfig(**settings, output=args.output,
                                                                                loss=args.loss)
     spec = config.estimator_spec(args.backbone, weights_source(args.backbone, args.weights_dir), image_size)
+    if args.published_head:
+        spec = replace(spec, head=replace(spec.head, published=True))
     started = time.perf_counter()
 
     def on_epoch(epoch: int, logs: dict[str, float]) -> None:
@@ -127,6 +134,9 @@ def main() -> None:
     what = "classifier" if args.classifier else f"{args.output} loss={args.loss}"
     if args.oversample:
         what += f" oversampling {args.oversample}"
+    if args.published_head:
+        what += " from the published head"
+    what += f" dropout={args.dropout}"
     print(f"{args.backbone} {what} train_last={args.train_last} lr={args.learning_rate} {args.schedule} "
           f"seed={args.seed} on {args.train_on} cut={trained.boundary}: {', '.join(scores)}, "
           f"{time.perf_counter() - started:.0f} s")

@@ -34,6 +34,7 @@ class Backbone:
     offset: float = 0.0
     weights_file: str = ""  # its pretrained weights' file in a weights folder; "" for <name>.weights.h5
     domain: str = "imagenet"  # what its weights were trained on
+    age_head: str = ""  # "module:function" giving its published age head's weights (weights, years); "" for none
 
     @property
     def weights_file_name(self) -> str:
@@ -47,6 +48,18 @@ class Backbone:
 
         module, _, function = self.constructor.rpartition(":")
         return getattr(importlib.import_module(module) if module else keras.applications, function)
+
+    def published_age_head(self, weights: str | None, years: int) -> list[np.ndarray]:
+        """Its published age head's weights (a Dense layer of features, a softmax over ``years``: kernel
+        and bias each); a ValueError for a backbone that publishes none."""
+        import importlib
+
+        if not self.age_head:
+            raise ValueError(f"{self.name} has no published age head to start from")
+        module, _, function = self.age_head.rpartition(":")
+        weights_of: Callable[[str | None, int], list[np.ndarray]] = getattr(
+            importlib.import_module(module), function)
+        return weights_of(weights, years)
 
     def preprocess_input(self, images: np.ndarray) -> np.ndarray:
         """Float pixels 0-255 as the input the backbone's weights expect.
@@ -72,7 +85,8 @@ BACKBONES: dict[str, Backbone] = {
         Backbone("efficientnet_lite0", "age_assets.ml.efficientnet_lite:EfficientNetLite0", 224, 1280,
                  scale=1 / 128, offset=-127 / 128),
         Backbone("mobilenet_v1_faces", "age_assets.ml.face_mobilenet:FaceMobileNet", 224, 1024,
-                 weights_file="hse_faceres/faceres-deep.json", domain="faces (VGGFace2 identities, then age)"),
+                 weights_file="hse_faceres/faceres-deep.json", domain="faces (VGGFace2 identities, then age)",
+                 age_head="age_assets.ml.face_mobilenet:published_age_head"),
     ]
 }
 

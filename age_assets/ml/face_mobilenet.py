@@ -108,6 +108,22 @@ def FaceMobileNet(include_top: bool = True, weights: str | None = "imagenet",
     return model
 
 
+def published_age_head(weights: str | None, years: int) -> list[np.ndarray]:
+    """The published ``feats`` and ``age_pred`` layers' weights (kernel, bias each) for a softmax over
+    ``years`` years from 0: the years past the published 0-99 start with a zero kernel and a bias 10
+    below the smallest published one, so the head starts as the published one (an age over 99 about
+    e^-10 times as likely as the least likely published year).
+    ``weights`` as ``FaceMobileNet`` takes them (None: random ones of the same shapes)."""
+    model = FaceMobileNet(include_top=True, weights=weights)
+    feats, age = model.get_layer("feats").get_weights(), model.get_layer("age_pred").get_weights()
+    extra = years - AGES
+    if extra < 0:
+        raise ValueError(f"the published age head covers {AGES} years; a softmax over {years} cannot hold it")
+    kernel = np.concatenate([age[0], np.zeros((FEATURES, extra), np.float32)], axis=1)
+    bias = np.concatenate([age[1], np.full(extra, age[1].min() - 10, np.float32)])
+    return [*feats, kernel, bias]
+
+
 def published_weights_file(name: str = DEFAULT_WEIGHTS) -> Path:
     """The published ``model.json`` (its ``.bin`` beside it), downloaded once into Keras' cache and
     checked by sha256, as Keras fetches ImageNet weights."""

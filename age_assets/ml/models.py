@@ -8,11 +8,14 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from age_assets.ml.backbones import INPUT_LAYERS, build_backbone
+from age_assets.ml.backbones import INPUT_LAYERS, build_backbone, get_backbone
 from age_assets.ml.specs import HeadSpec
 
 MAX_OUTPUT_AGE = 100.0
 """A sigmoid output is scaled to 0-MAX_OUTPUT_AGE years: 99.7% of UTKFace and all of APPA-REAL fit."""
+
+EVERY_YEAR = np.arange(int(MAX_OUTPUT_AGE) + 1, dtype=np.float32)
+"""The years of an output that is a softmax over every year: 0-MAX_OUTPUT_AGE."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,9 @@ def build_model(
         layer.trainable = layer in trainable and not isinstance(layer, keras.layers.BatchNormalization)
     regularizer = keras.regularizers.L2(head.l2) if head.l2 else None
     x = keras.layers.GlobalAveragePooling2D(name="head_pool")(base.output)
+    if head.published:
+        out = _published_head(x, backbone, weights, head, classes, regularizer)
+        return keras.Model(base.input, out, name=f"{backbone}_{'classifier' if classes else 'regressor'}")
     if head.units:
         x = keras.layers.Dense(head.units, activation=head.activation, kernel_regularizer=regularizer,
                                name="head_dense")(x)
@@ -85,19 +91,44 @@ def build_model(
                                bias_initializer=keras.initializers.Constant(math.log(start / (1 - start))))(x)
         out = keras.layers.Rescaling(MAX_OUTPUT_AGE, dtype="float32", name="head_years")(x)
     elif head.output == "expectation":
-        years = np.arange(int(MAX_OUTPUT_AGE) + 1, dtype=np.float32)
-        start = keras.initializers.Constant(np.log(_starting_distribution(scale, years)))
-        x = keras.layers.Dense(len(years), activation="softmax", kernel_initializer="zeros", bias_initializer=start,
-                               dtype="float32", name="head_out")(x)
-        expectation = keras.layers.Dense(1, use_bias=False, trainable=False, dtype="float32", name="head_years",
-                                         kernel_initializer=keras.initializers.Constant(years[:, None]))
-        out = expectation(x)
+        start = keras.initializers.Constant(np.log(_starting_distribution(scale, EVERY_YEAR)))
+        x = keras.layers.Dense(len(EVERY_YEAR), activation="softmax", kernel_initializer="zeros",
+                               bias_initializer=start, dtype="float32", name="head_out")(x)
+        out = _expectation(x)
     elif head.output == "linear":
         x = keras.layers.Dense(1, kernel_initializer="zeros", dtype="float32", name="head_out")(x)
         out = keras.layers.Rescaling(scale.std, offset=scale.mean, dtype="float32", name="head_years")(x)
     else:
         raise ValueError(f"unknown output {head.output!r}; use 'sigmoid', 'linear' or 'expectation'")
     return keras.Model(base.input, out, name=f"{backbone}_{'classifier' if classes else 'regressor'}")
+
+
+def _expectation(softmax: keras.KerasTensor) -> keras.KerasTensor:
+    """Years: the expectation of a softmax over ``EVERY_YEAR``, a fixed layer."""
+    layer = keras.layers.Dense(1, use_bias=False, trainable=False, dtype="float32", name="head_years",
+                               kernel_initializer=keras.initializers.Constant(EVERY_YEAR[:, None]))
+    return layer(softmax)
+
+
+def _published_head(pooled: keras.KerasTensor, backbone: str, weights: str | None, head: HeadSpec, classes: int,
+                    regularizer: keras.regularizers.Regularizer | None) -> keras.KerasTensor:
+    """The backbone's published age head on ``pooled``, with its weights: features, ``head.dropout``,
+    a softmax over ``EVERY_YEAR`` (a classifier over years), or its expectation (a regressor)."""
+    if classes not in (0, len(EVERY_YEAR)):
+        raise ValueError(f"a published age head gives a softmax over {len(EVERY_YEAR)} years, not {classes} classes: "
+                         "use it for a regressor or a classifier over years (age_sigma > 0)")
+    feats_kernel, feats_bias, kernel, bias = get_backbone(backbone).published_age_head(weights, len(EVERY_YEAR))
+    features = keras.layers.Dense(feats_kernel.shape[1], activation="relu", kernel_regularizer=regularizer,
+                                  name="head_dense")
+    x = features(pooled)
+    features.set_weights([feats_kernel, feats_bias])
+    if head.dropout:
+        x = keras.layers.Dropout(head.dropout, name="head_dropout")(x)
+    ages = keras.layers.Dense(len(EVERY_YEAR), activation="softmax", dtype="float32",
+                              name="head_classes" if classes else "head_out")
+    softmax = ages(x)
+    ages.set_weights([kernel, bias])
+    return softmax if classes else _expectation(softmax)
 
 
 @dataclass

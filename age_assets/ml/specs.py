@@ -25,6 +25,10 @@ class HeadSpec:
     dropout: float = 0.5
     l2: float = 0.0
     output: str = REGRESSION_OUTPUT  # an Output, or a classifier's "softmax"
+    published: bool = False
+    """Start from the backbone's published age head instead: its Dense(256) features and softmax over
+    years, with their weights (``units`` and ``activation`` do not apply); a regressor's age is that
+    softmax's expectation."""
 
 
 @dataclass(frozen=True, kw_only=True)
