@@ -58,6 +58,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=25)
     parser.add_argument("--patience", type=int, default=4)
     parser.add_argument("--train-on", default="plain", choices=["plain", "augmented"])
+    parser.add_argument("--copies", type=int, default=0,
+                        help="with --train-on augmented, the first this many copies of each face (0: every copy)")
     parser.add_argument("--loss", default="mse", choices=["mse", "mae", "huber"])
     parser.add_argument("--output", default="sigmoid", choices=["sigmoid", "linear", "expectation"])
     parser.add_argument("--schedule", default="cosine", choices=["constant", "cosine"])
@@ -91,6 +93,9 @@ def main() -> None:
 
     def training_stack() -> Stack:
         plain = stack("train", train_set)
+        if args.copies and args.train_on == "augmented":
+            rows = np.flatnonzero(train_set.labels("train")["copy"].to_numpy() < args.copies)
+            plain = Stack(plain.images, plain.targets[rows], f"{plain.fingerprint}/copies {args.copies}", rows=rows)
         if not args.oversample:
             return plain
         factors = np.ones(len(BUCKET_LABELS), dtype=int)
@@ -101,7 +106,8 @@ def main() -> None:
 
     image_size = arrays.images("train").shape[1]
     settings = {"train_last": args.train_last, "learning_rate": args.learning_rate, "schedule": args.schedule,
-                "epochs": args.epochs, "patience": args.patience, "train_on": args.train_on, "seed": args.seed,
+                "epochs": args.epochs, "patience": args.patience, "train_on": args.train_on, "copies": args.copies,
+                "seed": args.seed,
                 "mirror_average": args.mirror_average, "dropout": args.dropout}
     config = ClassifierConfig(**settings) if args.classifier else ModelConfig(**settings, output=args.output,
                                                                                loss=args.loss)
