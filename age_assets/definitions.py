@@ -22,7 +22,7 @@ from age_assets.io_managers import ArtifactIOManager
 from age_assets.ml.backbones import get_backbone
 from age_assets.resources import Accelerator, BackboneWeights, DatasetSource, ExperimentTracking, Storage
 
-DEFAULT_BACKBONES = "mobilenet_v3_small,efficientnet_lite0,mobilenet_v1_faces"
+DEFAULT_BACKBONES = "mobilenet_v3_small,mobilenet_v1_faces"
 
 
 ENV_DATASET = "AGE_ASSETS_DATASET"
