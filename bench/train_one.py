@@ -137,10 +137,11 @@ def main() -> None:
         errors = np.abs(ages[split] - s.targets)
         print(f"{split} MAE per true-age bucket: " + ", ".join(
             f"{label} {errors[bands == i].mean():.2f}" for i, label in enumerate(BUCKET_LABELS) if (bands == i).any()))
-    what = "classifier" if args.classifier else f"{args.output} loss={args.loss}"
+    output = "published head, its expectation" if args.published_head else args.output
+    what = "classifier" if args.classifier else f"{output} loss={args.loss}"
     if args.oversample:
         what += f" oversampling {args.oversample}"
-    if args.published_head:
+    if args.published_head and args.classifier:
         what += " from the published head"
     what += f" dropout={args.dropout}"
     print(f"{args.backbone} {what} train_last={args.train_last} lr={args.learning_rate} {args.schedule} "
