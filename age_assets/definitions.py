@@ -24,7 +24,6 @@ from age_assets.resources import Accelerator, BackboneWeights, DatasetSource, Ex
 
 DEFAULT_BACKBONES = "mobilenet_v3_small,mobilenet_v1_faces"
 
-
 ENV_DATASET = "AGE_ASSETS_DATASET"
 ENV_TEST_DATASET = "AGE_ASSETS_TEST_DATASET"
 ENV_DATA_DIR = "AGE_ASSETS_DATA_DIR"
