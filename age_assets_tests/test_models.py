@@ -281,3 +281,13 @@ def test_a_cosine_schedule_decays_the_learning_rate_to_zero_at_the_end_of_the_la
                                                 batch_size=16), "mae")
         assert int(model.optimizer.iterations) == 12, "4 batches in each of 3 epochs"
         assert float(model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9), "decayed to 0 at the end"
+
+
+def test_first_copies_take_the_leading_copies_of_each_image_or_the_whole_stack(tmp_path: Path) -> None:
+    copy = np.tile(np.arange(4), 3)  # three images grown fourfold, copy 0 first
+    stack = Stack(tmp_path / "faces.npy", np.arange(12, dtype=np.float32), "grown/train")
+    two = stack.first_copies(copy, 2)
+    np.testing.assert_array_equal(two.rows, [0, 1, 4, 5, 8, 9])
+    np.testing.assert_array_equal(two.targets, [0, 1, 4, 5, 8, 9])
+    assert two.fingerprint == "grown/train/copies 2"
+    assert stack.first_copies(copy, 0) is stack and stack.first_copies(copy, 4) is stack

@@ -93,9 +93,8 @@ def main() -> None:
 
     def training_stack() -> Stack:
         plain = stack("train", train_set)
-        if args.copies and args.train_on == "augmented":
-            rows = np.flatnonzero(train_set.labels("train")["copy"].to_numpy() < args.copies)
-            plain = Stack(plain.images, plain.targets[rows], f"{plain.fingerprint}/copies {args.copies}", rows=rows)
+        if args.train_on == "augmented":
+            plain = plain.first_copies(train_set.labels("train")["copy"].to_numpy(), args.copies)
         if not args.oversample:
             return plain
         factors = np.ones(len(BUCKET_LABELS), dtype=int)
@@ -107,8 +106,7 @@ def main() -> None:
     image_size = arrays.images("train").shape[1]
     settings = {"train_last": args.train_last, "learning_rate": args.learning_rate, "schedule": args.schedule,
                 "epochs": args.epochs, "patience": args.patience, "train_on": args.train_on, "copies": args.copies,
-                "seed": args.seed,
-                "mirror_average": args.mirror_average, "dropout": args.dropout}
+                "seed": args.seed, "mirror_average": args.mirror_average, "dropout": args.dropout}
     config = ClassifierConfig(**settings) if args.classifier else ModelConfig(**settings, output=args.output,
                                                                                loss=args.loss)
     spec = config.estimator_spec(args.backbone, weights_source(args.backbone, args.weights_dir), image_size)

@@ -181,12 +181,9 @@ def _stacks(
         return Stack(source.images_path(split), targets(source.labels(split)), f"{source.fingerprint}/{split}")
 
     evaluated = {split: stack(images, split) for split in EVALUATED}
-    labels = train_set.labels("train")
-    if not copies or "copy" not in labels or copies >= labels["copy"].max() + 1:
-        return stack(train_set, "train"), evaluated["valid"], evaluated
-    rows = np.flatnonzero(labels["copy"].to_numpy() < copies)
-    train = Stack(train_set.images_path("train"), targets(labels.iloc[rows]),
-                  f"{train_set.fingerprint}/train/copies {copies}", rows=rows)
+    train, labels = stack(train_set, "train"), train_set.labels("train")
+    if copies and "copy" in labels:
+        train = train.first_copies(labels["copy"].to_numpy(), copies)
     return train, evaluated["valid"], evaluated
 
 

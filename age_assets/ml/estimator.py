@@ -41,6 +41,14 @@ class Stack:
     draws: np.ndarray | None = None
     rows: np.ndarray | None = None
 
+    def first_copies(self, copy: np.ndarray, copies: int) -> Stack:
+        """Of an augmented stack whose ``copy`` numbers each row's copy (0 the original), the first
+        ``copies`` copies of every image; the whole stack where ``copies`` is 0 or covers every copy."""
+        if not copies or copies > copy.max():
+            return self
+        rows = np.flatnonzero(copy < copies)
+        return Stack(self.images, self.targets[rows], f"{self.fingerprint}/copies {copies}", rows=rows)
+
     def over_every_row(self) -> tuple[np.ndarray, np.ndarray | None]:
         """Targets and draws indexed by the stack's rows: a row outside ``rows`` is never drawn."""
         if self.rows is None:
